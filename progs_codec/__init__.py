@@ -1,0 +1,48 @@
+"""progs_codec: a progressive codec for anchor-based 3D Gaussian Splatting (ProGS).
+
+Decode a stream, or any prefix of it, into a :class:`ProgsModel`::
+
+    import progs_codec
+    model = progs_codec.decode("scene.progs", max_lod=3)
+    model.positions()          # anchor centres of LoD 3
+
+The format is specified in ``spec/`` of the source distribution.
+"""
+
+from .codec import Decoder, decode, encode
+from .container import MAGIC, VERSION
+from .errors import (
+    ChecksumError,
+    FormatError,
+    LimitError,
+    ModelError,
+    ProgsError,
+    TruncatedError,
+    UnsupportedError,
+)
+from .inspect import StreamInfo, inspect
+from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, SceneFrame
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "encode",
+    "decode",
+    "Decoder",
+    "inspect",
+    "StreamInfo",
+    "ProgsModel",
+    "Level",
+    "SceneFrame",
+    "AttributeDims",
+    "GaussianMLPs",
+    "MAGIC",
+    "VERSION",
+    "ProgsError",
+    "FormatError",
+    "ChecksumError",
+    "TruncatedError",
+    "UnsupportedError",
+    "LimitError",
+    "ModelError",
+]

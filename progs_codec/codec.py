@@ -1,0 +1,278 @@
+"""Encoding and decoding whole streams, prefixes and streams as they arrive (spec 2.3, 8).
+
+Two tiers, as in python-zstandard: :func:`encode` / :func:`decode` for whole files and
+prefixes, :class:`Decoder` (``feed`` / ``close``) for bytes as they arrive.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+
+from .container import (
+    ENDS,
+    FILE_HEADER_SIZE,
+    HEAD,
+    LEVL,
+    Chunk,
+    ChunkReader,
+    is_critical,
+    write_chunk,
+    write_file_header,
+)
+from .errors import FormatError, ModelError, TruncatedError, UnsupportedError
+from .header import AttributeCoding, Header, TocEntry, frame_problems, parse_header, write_header
+from .level import decode_level, encode_level, parse_level_chunk
+from .model import AttributeDims, Level, ProgsModel
+from .structure import validate_model_structure
+
+__all__ = ["encode", "decode", "Decoder", "read_stream"]
+
+Stream = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+
+
+def _validate_model(model: ProgsModel) -> None:
+    for field, message in frame_problems(model.frame, model.dims):
+        raise ModelError(f"{field}: {message}")
+    if len(model.levels) != model.frame.num_levels:
+        raise ModelError(f"frame.num_levels is {model.frame.num_levels} but the model holds "
+                         f"{len(model.levels)} levels; to encode a decoded prefix use "
+                         f"model.truncated(model.lod)")
+    validate_model_structure(model.levels, model.frame.base_depth)
+    dims = model.dims
+    for k, level in enumerate(model.levels, start=1):
+        n = len(level)
+        for group, shape in (("feature", (n, dims.feature)), ("scaling", (n, dims.scaling)),
+                             ("offsets", (n, dims.num_offsets, 3))):
+            values = level.attributes(group)
+            if np.shape(values) != shape:
+                raise ModelError(f"level {k}: {group} has shape {np.shape(values)}, expected "
+                                 f"{shape}")
+            if not np.isfinite(values).all():
+                raise ModelError(f"level {k}: {group} holds non-finite values")
+
+
+def encode(model: ProgsModel) -> bytes:
+    """Encode a complete model as a ``.progs`` stream (spec 2-7).
+
+    Attributes are entropy coded when ``model.entropy_model`` is set (lossy: they are
+    quantized, chapter 7), otherwise stored raw as float32. ``decode(encode(m))`` returns the
+    quantized model, and encoding that again gives the same bytes.
+
+    Raises:
+        ModelError: the model is not a strict octree in canonical order, or shapes or ranges
+            are wrong; the message names the level, anchor and field.
+
+    Example:
+        >>> from progs_codec.testing import synthetic_model
+        >>> stream = encode(synthetic_model(num_anchors=300, num_levels=3, seed=1))
+        >>> decode(stream, max_lod=2).lod
+        2
+    """
+    _validate_model(model)
+    coding = AttributeCoding.RAW if model.entropy_model is None else AttributeCoding.ENTROPY
+    entropy_parts = (b"", b"")
+    if coding is AttributeCoding.ENTROPY:
+        from .attributes import write_entropy_model
+        entropy_parts = write_entropy_model(model.entropy_model)
+
+    def header_for(toc):
+        return Header(frame=model.frame, dims=model.dims, attribute_coding=coding, toc=toc,
+                      gaussian_mlps=model.gaussian_mlps, entropy_model=model.entropy_model,
+                      part_sizes={})
+
+    header = header_for(())
+    payloads, previous = [], None
+    for k, level in enumerate(model.levels, start=1):
+        payload, previous = encode_level(level, k, header, previous)
+        payloads.append(payload)
+    # The TOC has a fixed size, so the header's length is known before the offsets are.
+    placeholder = tuple(TocEntry(0, 0, 0) for _ in payloads)
+    offset = FILE_HEADER_SIZE + len(write_chunk(HEAD, write_header(header_for(placeholder),
+                                                                   entropy_parts)))
+    toc = []
+    for level, payload in zip(model.levels, payloads):
+        toc.append(TocEntry(offset, 12 + len(payload), len(level)))
+        offset += 12 + len(payload)
+    head = write_chunk(HEAD, write_header(header_for(tuple(toc)), entropy_parts))
+    return b"".join([write_file_header(), head, *(write_chunk(LEVL, p) for p in payloads),
+                     write_chunk(ENDS, b"")])
+
+
+class Decoder:
+    """Decodes a stream from bytes as they arrive (spec 8).
+
+    ``feed(data)`` returns the levels completed by ``data`` (a list of :class:`Level`, maybe
+    empty); ``model`` is the model of the levels so far (``None`` until the header is in);
+    ``close()`` returns that model; with ``strict=True`` it raises :class:`TruncatedError`
+    when the stream stopped short of ``max_lod`` levels (or of ``ENDS``).
+
+    Example:
+        >>> from progs_codec.testing import synthetic_model
+        >>> stream = encode(synthetic_model(num_anchors=200, num_levels=3, seed=2))
+        >>> with Decoder() as decoder:
+        ...     sizes = [len(decoder.feed(stream[i:i + 1000])) for i in range(0, len(stream), 1000)]
+        >>> decoder.model.lod
+        3
+    """
+
+    def __init__(self, *, max_lod: int | None = None, strict: bool = False):
+        if max_lod is not None and (not isinstance(max_lod, (int, np.integer)) or max_lod < 1):
+            raise ValueError(f"max_lod must be a positive integer or None, got {max_lod!r}")
+        self.max_lod = max_lod
+        self.strict = strict
+        self._reader = ChunkReader()
+        self._header: Header | None = None
+        self._levels: list[Level] = []
+        self._ended = False
+
+    @property
+    def header(self) -> Header | None:
+        return self._header
+
+    @property
+    def target_lod(self) -> int | None:
+        """The LoD this decoder stops at: ``max_lod`` capped by the stream's level count."""
+        if self._header is None:
+            return self.max_lod
+        total = self._header.frame.num_levels
+        return total if self.max_lod is None else min(self.max_lod, total)
+
+    @property
+    def done(self) -> bool:
+        """True once ``target_lod`` levels are decoded (and, for whole streams, ``ENDS`` read)."""
+        return self._ended or (self._header is not None and len(self._levels) == self.target_lod
+                                and self.target_lod < self._header.frame.num_levels)
+
+    @property
+    def model(self) -> ProgsModel | None:
+        if self._header is None:
+            return None
+        h = self._header
+        return ProgsModel(frame=h.frame, dims=h.dims, levels=list(self._levels),
+                          gaussian_mlps=h.gaussian_mlps, entropy_model=h.entropy_model)
+
+    def feed(self, data: bytes) -> list[Level]:
+        if self._ended and data:
+            raise FormatError("data after ENDS", chunk="ENDS", offset=self._reader.offset)
+        if self.done:
+            return []
+        self._reader.feed(data)
+        completed = []
+        while not self.done:
+            chunk = self._reader.next_chunk()
+            if chunk is None:
+                break
+            level = self._take(chunk)
+            if level is not None:
+                completed.append(level)
+        if self._ended and self._reader.pending:
+            raise FormatError(f"{self._reader.pending} bytes after ENDS", chunk="ENDS",
+                              offset=self._reader.offset)
+        return completed
+
+    def _take(self, chunk: Chunk) -> Level | None:
+        if self._header is None:
+            if chunk.type != HEAD:
+                raise FormatError(f"first chunk is {chunk.name}, expected HEAD", chunk=chunk.name,
+                                  field="type", offset=chunk.offset)
+            self._header = parse_header(chunk.payload)
+            return None
+        if chunk.type == LEVL:
+            return self._take_level(chunk)
+        if chunk.type == ENDS:
+            if len(self._levels) != self._header.frame.num_levels:
+                raise FormatError(f"ENDS after {len(self._levels)} of "
+                                  f"{self._header.frame.num_levels} levels", chunk="ENDS",
+                                  offset=chunk.offset)
+            if chunk.payload:
+                raise FormatError("ENDS payload is not empty", chunk="ENDS", field="length",
+                                  offset=chunk.offset)
+            self._ended = True
+            return None
+        if chunk.type == HEAD:
+            raise FormatError("second HEAD chunk", chunk="HEAD", offset=chunk.offset)
+        if is_critical(chunk.type):
+            raise UnsupportedError(f"unknown critical chunk {chunk.name}", chunk=chunk.name,
+                                   field="type", offset=chunk.offset)
+        return None  # unknown optional chunk: CRC checked by the reader, skipped (spec 2.2)
+
+    def _take_level(self, chunk: Chunk) -> Level:
+        header, k = self._header, len(self._levels) + 1
+        name = f"LEVL {k}"
+        if k > header.frame.num_levels:
+            raise FormatError(f"more LEVL chunks than the {header.frame.num_levels} levels "
+                              f"declared", chunk=name, offset=chunk.offset)
+        entry = header.toc[k - 1]
+        if (entry.offset, entry.size) != (chunk.offset, chunk.size):
+            raise FormatError(f"table of contents gives offset {entry.offset} size {entry.size}, "
+                              f"chunk lies at {chunk.offset} size {chunk.size}", chunk=name,
+                              field="toc")
+        previous = self._levels[-1] if self._levels else None
+        parsed = parse_level_chunk(chunk.payload, level=k, frame=header.frame,
+                                   previous_count=0 if previous is None else len(previous))
+        if parsed.anchor_count != entry.anchor_count:
+            raise FormatError(f"anchor_count {parsed.anchor_count} but the table of contents "
+                              f"says {entry.anchor_count}", chunk=name, field="anchor_count")
+        level = decode_level(parsed, header, previous)
+        self._levels.append(level)
+        return level
+
+    def close(self) -> ProgsModel:
+        """The decoded model; raises :class:`TruncatedError` if the stream stopped short."""
+        if self._header is None:
+            raise TruncatedError(f"stream ends inside {self._reader.describe_pending()}, before "
+                                 f"the header is complete", chunk="HEAD",
+                                 offset=self._reader.offset)
+        if self.strict and not self.done:
+            raise TruncatedError(f"stream ends after {len(self._levels)} of {self.target_lod} "
+                                 f"levels, inside {self._reader.describe_pending()}",
+                                 offset=self._reader.offset)
+        return self.model
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+
+def read_stream(stream: Stream) -> bytes:
+    """The bytes of ``stream``: bytes-like, a path, or a binary file object."""
+    if isinstance(stream, (bytes, bytearray, memoryview)):
+        return bytes(stream)
+    if isinstance(stream, (str, os.PathLike)):
+        return Path(stream).read_bytes()
+    if hasattr(stream, "read"):
+        data = stream.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("stream file must be opened in binary mode")
+        return bytes(data)
+    raise TypeError(f"stream must be bytes, a path or a binary file, not {type(stream).__name__}")
+
+
+def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False) -> ProgsModel:
+    """Decode LoD ``max_lod`` (levels ``1..max_lod``; all levels when ``None``) (spec 8).
+
+    ``stream`` is bytes, a path or a binary file. A prefix that ends inside a chunk decodes
+    every complete level: the result's ``lod`` says how many, ``complete`` whether all. With
+    ``strict=True`` a stream that stops short is an error.
+
+    Raises:
+        TruncatedError: the header is incomplete; or, with ``strict``, the stream stops
+            before ``max_lod`` levels (or before ``ENDS`` when all levels are asked for).
+        FormatError: the stream is malformed (the error names chunk and field).
+        UnsupportedError: unknown major version or critical chunk.
+
+    Example:
+        >>> from progs_codec.testing import synthetic_model
+        >>> stream = encode(synthetic_model(num_anchors=300, num_levels=3, seed=1))
+        >>> decode(stream[: len(stream) - 40]).lod   # the last level is cut
+        2
+    """
+    decoder = Decoder(max_lod=max_lod, strict=strict)
+    decoder.feed(read_stream(stream))
+    return decoder.close()

@@ -1,0 +1,232 @@
+"""Header chunk ``HEAD``: scene frame, table of contents, model parts (spec 3)."""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from .errors import FormatError, LimitError
+from .model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, SceneFrame
+
+__all__ = [
+    "AttributeCoding",
+    "TocEntry",
+    "Header",
+    "HEADER_PARTS",
+    "MAX_LEVELS",
+    "MAX_BASE_DEPTH",
+    "MAX_DEPTH",
+    "write_header",
+    "parse_header",
+    "split_parts",
+    "frame_problems",
+]
+
+#: Part names of the HEAD payload, in stream order (spec 3).
+HEADER_PARTS = ("frame", "toc", "hash_grid", "context_mlp", "gaussian_mlps")
+
+MAX_LEVELS = 16
+MAX_BASE_DEPTH = 16
+MAX_DEPTH = 21
+MAX_FEATURE_DIM = 1024
+MAX_SCALING_DIM = 64
+MAX_OFFSETS = 64
+MAX_HIDDEN_WIDTH = 1024
+
+_PART_LENGTH = struct.Struct("<I")
+_FRAME = struct.Struct("<3ffBBBBHHHH")
+_TOC_ENTRY = struct.Struct("<QII")
+_MLP_HEAD = struct.Struct("<BH")
+
+
+class AttributeCoding(IntEnum):
+    """How a level's attribute groups are stored (spec 3.1, 4.5)."""
+
+    RAW = 0
+    ENTROPY = 1
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """Where level ``k``'s chunk lies (spec 3.3)."""
+
+    offset: int
+    size: int
+    anchor_count: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed ``HEAD`` chunk (spec 3).
+
+    ``entropy_model`` is the parsed hash grid and context model (chapter 5, 6) or ``None`` for
+    raw attribute coding; ``part_sizes`` maps each part name to its byte length in the stream.
+    """
+
+    frame: SceneFrame
+    dims: AttributeDims
+    attribute_coding: AttributeCoding
+    toc: tuple[TocEntry, ...]
+    gaussian_mlps: GaussianMLPs | None
+    entropy_model: object | None
+    part_sizes: dict[str, int]
+
+
+def frame_problems(frame: SceneFrame, dims: AttributeDims) -> list[tuple[str, str]]:
+    """``(field, message)`` for every rule of spec 3.1 that ``frame``/``dims`` break."""
+    problems = []
+    if not all(math.isfinite(v) for v in frame.origin):
+        problems.append(("origin", f"origin {frame.origin} is not finite"))
+    if not (math.isfinite(frame.root_voxel_size) and frame.root_voxel_size > 0):
+        problems.append(("root_voxel_size",
+                         f"root_voxel_size {frame.root_voxel_size} must be finite and > 0"))
+    if not 0 <= frame.base_depth <= MAX_BASE_DEPTH:
+        problems.append(("base_depth", f"base_depth {frame.base_depth} outside 0..{MAX_BASE_DEPTH}"))
+    if not 1 <= frame.num_levels <= MAX_LEVELS:
+        problems.append(("num_levels", f"num_levels {frame.num_levels} outside 1..{MAX_LEVELS}"))
+    elif frame.base_depth + frame.num_levels - 1 > MAX_DEPTH:
+        problems.append(("num_levels", f"base_depth + num_levels - 1 = "
+                         f"{frame.base_depth + frame.num_levels - 1} exceeds {MAX_DEPTH}"))
+    if not 1 <= dims.feature <= MAX_FEATURE_DIM:
+        problems.append(("feature_dim", f"feature_dim {dims.feature} outside 1..{MAX_FEATURE_DIM}"))
+    if not 0 <= dims.scaling <= MAX_SCALING_DIM:
+        problems.append(("scaling_dim", f"scaling_dim {dims.scaling} outside 0..{MAX_SCALING_DIM}"))
+    if not 1 <= dims.num_offsets <= MAX_OFFSETS:
+        problems.append(("num_offsets", f"num_offsets {dims.num_offsets} outside 1..{MAX_OFFSETS}"))
+    return problems
+
+
+def mlp_shapes(dims: AttributeDims, hidden_width: int, use_distance: bool):
+    """``(name, [(rows, cols) of W1, b1, W2, b2])`` of the generation MLPs (spec 3.4)."""
+    inputs = dims.feature + 3 + int(use_distance)
+    outputs = {"opacity": dims.num_offsets, "color": 3 * dims.num_offsets,
+               "covariance": 7 * dims.num_offsets}
+    return [(name, [(hidden_width, inputs), (hidden_width,), (out, hidden_width), (out,)])
+            for name, out in outputs.items()]
+
+
+def _write_gaussian_mlps(mlps: GaussianMLPs | None, dims: AttributeDims) -> bytes:
+    if mlps is None:
+        return b""
+    hidden_width = mlps.opacity.weights[0].shape[0]
+    arrays = []
+    for name, shapes in mlp_shapes(dims, hidden_width, mlps.use_distance):
+        mlp = getattr(mlps, name)
+        values = (mlp.weights[0], mlp.biases[0], mlp.weights[1], mlp.biases[1])
+        if len(mlp.weights) != 2:
+            raise ValueError(f"{name} MLP must have 2 layers, has {len(mlp.weights)}")
+        for shape, value in zip(shapes, values):
+            if value.shape != shape:
+                raise ValueError(f"{name} MLP array of shape {value.shape}, expected {shape}")
+            arrays.append(np.asarray(value, dtype="<f2").tobytes())
+    return _MLP_HEAD.pack(int(mlps.use_distance), hidden_width) + b"".join(arrays)
+
+
+def _parse_gaussian_mlps(buf: bytes, dims: AttributeDims) -> GaussianMLPs | None:
+    if not buf:
+        return None
+    if len(buf) < _MLP_HEAD.size:
+        raise FormatError("gaussian_mlps part too short", chunk="HEAD", field="gaussian_mlps")
+    flags, hidden_width = _MLP_HEAD.unpack_from(buf)
+    if flags & ~1:
+        raise FormatError(f"unknown gaussian_mlps flags {flags:#x}", chunk="HEAD",
+                          field="gaussian_mlps.flags")
+    if not 1 <= hidden_width <= MAX_HIDDEN_WIDTH:
+        raise FormatError(f"hidden_width {hidden_width} outside 1..{MAX_HIDDEN_WIDTH}",
+                          chunk="HEAD", field="gaussian_mlps.hidden_width")
+    shapes = mlp_shapes(dims, hidden_width, bool(flags & 1))
+    expected = _MLP_HEAD.size + 2 * sum(math.prod(s) for _, group in shapes for s in group)
+    if len(buf) != expected:
+        raise FormatError(f"gaussian_mlps part holds {len(buf)} bytes, its shapes need "
+                          f"{expected}", chunk="HEAD", field="gaussian_mlps")
+    pos = _MLP_HEAD.size
+    mlps = {}
+    for name, group in shapes:
+        values = []
+        for shape in group:
+            count = math.prod(shape)
+            values.append(np.frombuffer(buf, "<f2", count, pos).astype(np.float32).reshape(shape))
+            pos += 2 * count
+        if not all(np.isfinite(v).all() for v in values):
+            raise FormatError(f"{name} MLP holds non-finite values", chunk="HEAD",
+                              field=f"gaussian_mlps.{name}")
+        mlps[name] = MLP(weights=(values[0], values[2]), biases=(values[1], values[3]))
+    return GaussianMLPs(**mlps, use_distance=bool(flags & 1))
+
+
+def write_header(header: Header, entropy_parts: tuple[bytes, bytes] = (b"", b"")) -> bytes:
+    """The ``HEAD`` payload (spec 3). ``entropy_parts`` are the written hash_grid and
+    context_mlp parts (chapter 5, 6), empty for raw attribute coding."""
+    frame, dims = header.frame, header.dims
+    frame_part = _FRAME.pack(*frame.origin, frame.root_voxel_size, frame.base_depth,
+                             frame.num_levels, int(frame.convention),
+                             int(header.attribute_coding), dims.feature, dims.scaling,
+                             dims.num_offsets, 0)
+    toc_part = b"".join(_TOC_ENTRY.pack(e.offset, e.size, e.anchor_count) for e in header.toc)
+    parts = (frame_part, toc_part, *entropy_parts,
+             _write_gaussian_mlps(header.gaussian_mlps, dims))
+    return b"".join(_PART_LENGTH.pack(len(p)) + p for p in parts)
+
+
+def split_parts(payload: bytes) -> dict[str, bytes]:
+    """Cut the ``HEAD`` payload into its named parts (spec 3); trailing bytes are ignored."""
+    parts, pos = {}, 0
+    for name in HEADER_PARTS:
+        if pos + 4 > len(payload):
+            raise FormatError(f"HEAD payload ends before part {name}", chunk="HEAD", field=name)
+        (length,) = _PART_LENGTH.unpack_from(payload, pos)
+        if pos + 4 + length > len(payload):
+            raise LimitError(f"part {name} declares {length} bytes, only "
+                             f"{len(payload) - pos - 4} remain", chunk="HEAD", field=name)
+        parts[name] = payload[pos + 4: pos + 4 + length]
+        pos += 4 + length
+    return parts
+
+
+def parse_header(payload: bytes) -> Header:
+    """Parse and check the ``HEAD`` payload (spec 3).
+
+    Raises:
+        FormatError: a part has the wrong size or a field breaks its rule; the error names it.
+    """
+    parts = split_parts(payload)
+    if len(parts["frame"]) != _FRAME.size:
+        raise FormatError(f"frame part holds {len(parts['frame'])} bytes, expected {_FRAME.size}",
+                          chunk="HEAD", field="frame")
+    (ox, oy, oz, voxel, base_depth, num_levels, convention, coding, feature_dim, scaling_dim,
+     num_offsets, reserved) = _FRAME.unpack(parts["frame"])
+    if convention not in tuple(CoordinateConvention):
+        raise FormatError(f"unknown convention {convention}", chunk="HEAD", field="convention")
+    if coding not in tuple(AttributeCoding):
+        raise FormatError(f"unknown attribute_coding {coding}", chunk="HEAD",
+                          field="attribute_coding")
+    if reserved:
+        raise FormatError("reserved field is not zero", chunk="HEAD", field="reserved")
+    frame = SceneFrame(origin=(ox, oy, oz), root_voxel_size=voxel, base_depth=base_depth,
+                       num_levels=num_levels, convention=CoordinateConvention(convention))
+    dims = AttributeDims(feature=feature_dim, scaling=scaling_dim, num_offsets=num_offsets)
+    for field, message in frame_problems(frame, dims):
+        raise FormatError(message, chunk="HEAD", field=field)
+    if len(parts["toc"]) != _TOC_ENTRY.size * num_levels:
+        raise FormatError(f"toc part holds {len(parts['toc'])} bytes, {num_levels} levels need "
+                          f"{_TOC_ENTRY.size * num_levels}", chunk="HEAD", field="toc")
+    toc = tuple(TocEntry(*_TOC_ENTRY.unpack_from(parts["toc"], _TOC_ENTRY.size * i))
+                for i in range(num_levels))
+    coding = AttributeCoding(coding)
+    entropy_model = None
+    if coding is AttributeCoding.ENTROPY:
+        from .attributes import parse_entropy_model
+        entropy_model = parse_entropy_model(parts["hash_grid"], parts["context_mlp"], dims)
+    else:
+        for name in ("hash_grid", "context_mlp"):
+            if parts[name]:
+                raise FormatError(f"part {name} must be empty with raw attribute coding",
+                                  chunk="HEAD", field=name)
+    return Header(frame=frame, dims=dims, attribute_coding=coding, toc=toc,
+                  gaussian_mlps=_parse_gaussian_mlps(parts["gaussian_mlps"], dims),
+                  entropy_model=entropy_model,
+                  part_sizes={name: len(part) for name, part in parts.items()})

@@ -1,0 +1,153 @@
+"""Bit allocation of a stream per chunk, level and attribute group (``progs-codec inspect``).
+
+Reads the container and the level sections' lengths without decoding attributes, so it is
+fast on any size. Works on prefixes: it reports the complete levels present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .codec import Stream, read_stream
+from .container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, ChunkReader, is_critical
+from .errors import FormatError, TruncatedError, UnsupportedError
+from .header import AttributeCoding, parse_header
+from .level import parse_level_chunk
+from .model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
+
+__all__ = ["LevelInfo", "StreamInfo", "inspect", "format_info"]
+
+#: Header parts reported on their own; everything else in the header counts as ``other``.
+REPORTED_HEADER_PARTS = ("hash_grid", "context_mlp", "gaussian_mlps")
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """Sizes of one level chunk; ``cumulative_bytes`` is the prefix that holds LoD ``lod``."""
+
+    lod: int
+    anchors: int
+    bytes: int
+    structure_bytes: int
+    attribute_bytes: dict[str, int]
+    cumulative_bytes: int
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What :func:`inspect` reports."""
+
+    version: tuple[int, int]
+    total_bytes: int
+    frame: SceneFrame
+    dims: AttributeDims
+    attribute_coding: AttributeCoding
+    header_bytes: dict[str, int]
+    levels: list[LevelInfo]
+    optional_chunks: list[tuple[str, int]]
+    complete: bool
+
+    def to_dict(self) -> dict:
+        """The stable JSON contract of ``inspect --json``."""
+        return {
+            "version": f"{self.version[0]}.{self.version[1]}",
+            "total_bytes": self.total_bytes,
+            "complete": self.complete,
+            "frame": {"origin": list(self.frame.origin),
+                      "root_voxel_size": self.frame.root_voxel_size,
+                      "base_depth": self.frame.base_depth, "num_levels": self.frame.num_levels,
+                      "convention": self.frame.convention.name.lower()},
+            "dims": {"feature": self.dims.feature, "scaling": self.dims.scaling,
+                     "num_offsets": self.dims.num_offsets},
+            "attribute_coding": self.attribute_coding.name.lower(),
+            "header_bytes": dict(self.header_bytes),
+            "levels": [{"lod": lv.lod, "anchors": lv.anchors, "bytes": lv.bytes,
+                        "structure_bytes": lv.structure_bytes,
+                        "attribute_bytes": dict(lv.attribute_bytes),
+                        "cumulative_bytes": lv.cumulative_bytes} for lv in self.levels],
+            "optional_chunks": [{"type": t, "bytes": n} for t, n in self.optional_chunks],
+        }
+
+
+def inspect(stream: Stream) -> StreamInfo:
+    """Sizes of every part of a stream or prefix (spec 2-4), without decoding attributes.
+
+    Raises the same errors as :func:`progs_codec.decode` for a malformed container or header.
+    """
+    data = read_stream(stream)
+    reader = ChunkReader()
+    reader.feed(data)
+    head = reader.next_chunk()
+    if head is None:
+        raise TruncatedError("stream ends before the header is complete", chunk="HEAD",
+                             offset=reader.offset)
+    if head.type != HEAD:
+        raise FormatError(f"first chunk is {head.name}, expected HEAD", chunk=head.name)
+    header = parse_header(head.payload)
+    parts = {name: header.part_sizes[name] for name in REPORTED_HEADER_PARTS}
+    parts["other"] = FILE_HEADER_SIZE + head.size - sum(parts.values())
+    levels, optional, complete, previous_count = [], [], False, 0
+    while (chunk := reader.next_chunk()) is not None:
+        if chunk.type == LEVL:
+            k = len(levels) + 1
+            parsed = parse_level_chunk(chunk.payload, level=k, frame=header.frame,
+                                       previous_count=previous_count)
+            previous_count = parsed.anchor_count
+            levels.append(LevelInfo(
+                lod=k, anchors=parsed.anchor_count, bytes=chunk.size,
+                structure_bytes=len(parsed.structure),
+                attribute_bytes={g: len(parsed.group_payloads[g]) for g in ATTRIBUTE_GROUPS},
+                cumulative_bytes=chunk.offset + chunk.size))
+        elif chunk.type == ENDS:
+            complete = len(levels) == header.frame.num_levels
+            break
+        elif is_critical(chunk.type):
+            raise UnsupportedError(f"unknown critical chunk {chunk.name}", chunk=chunk.name,
+                                   field="type", offset=chunk.offset)
+        else:
+            optional.append((chunk.name, chunk.size))
+    return StreamInfo(version=reader.version, total_bytes=len(data), frame=header.frame,
+                      dims=header.dims, attribute_coding=header.attribute_coding,
+                      header_bytes=parts, levels=levels, optional_chunks=optional,
+                      complete=complete)
+
+
+def _size(n: int) -> str:
+    if n < 10_000:
+        return f"{n} B"
+    if n < 10_000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.2f} MB"
+
+
+def format_info(info: StreamInfo) -> str:
+    """Human-readable report, aligned, with units (like ``jxlinfo``)."""
+    f, d = info.frame, info.dims
+    header_total = sum(info.header_bytes.values())
+    lines = [
+        f"progs stream, version {info.version[0]}.{info.version[1]}, {_size(info.total_bytes)}"
+        + ("" if info.complete else f"  (prefix: {len(info.levels)} of {f.num_levels} levels)"),
+        f"  frame        origin ({f.origin[0]:.4g}, {f.origin[1]:.4g}, {f.origin[2]:.4g}), "
+        f"root voxel {f.root_voxel_size:.4g}, base depth {f.base_depth}, "
+        f"{f.num_levels} levels, {f.convention.name} axes",
+        f"  attributes   feature {d.feature}, scaling {d.scaling}, offsets {d.num_offsets}x3, "
+        f"{info.attribute_coding.name.lower()} coding",
+        f"  header       {_size(header_total)}: "
+        + ", ".join(f"{name} {_size(n)}" for name, n in info.header_bytes.items()),
+        "",
+    ]
+    columns = ["LoD", "anchors", "bytes", "bits/anchor", "structure"] + \
+        list(ATTRIBUTE_GROUPS) + ["cumulative"]
+    rows = []
+    for lv in info.levels:
+        rows.append([str(lv.lod), f"{lv.anchors:,}", _size(lv.bytes),
+                     f"{8 * lv.bytes / max(lv.anchors, 1):.1f}", _size(lv.structure_bytes)]
+                    + [_size(lv.attribute_bytes[g]) for g in ATTRIBUTE_GROUPS]
+                    + [_size(lv.cumulative_bytes)])
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+              for i, c in enumerate(columns)]
+    lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    for name, size in info.optional_chunks:
+        lines.append(f"  optional chunk {name}: {_size(size)}")
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""The decoded scene: plain dataclasses mirroring the stream (spec 4 and 5).
+
+A :class:`ProgsModel` holds the scene frame, the header parameters and one :class:`Level` per
+decoded octree level, each in canonical order (spec 5.1). LoD ``k`` is levels ``1..k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = [
+    "CoordinateConvention",
+    "SceneFrame",
+    "AttributeDims",
+    "MLP",
+    "GaussianMLPs",
+    "Level",
+    "ProgsModel",
+    "ATTRIBUTE_GROUPS",
+]
+
+#: Attribute groups in stream order (spec 7.1).
+ATTRIBUTE_GROUPS = ("feature", "scaling", "offsets")
+
+
+class CoordinateConvention(IntEnum):
+    """Axis convention of the scene's world frame (spec 4.2, informative for renderers)."""
+
+    OPENCV = 0  # x right, y down, z forward (COLMAP)
+    OPENGL = 1  # x right, y up, z backward (Blender, NeRF-synthetic)
+
+
+@dataclass(frozen=True)
+class SceneFrame:
+    """Where the octree sits in the world (spec 4.2).
+
+    Level ``k`` divides the cube ``[origin, origin + 2**base_depth * root_voxel_size)`` into
+    voxels of size ``root_voxel_size / 2**(k-1)``; its integer coordinates lie in
+    ``[0, 2**(base_depth + k - 1))`` per axis.
+    """
+
+    origin: tuple[float, float, float]
+    root_voxel_size: float
+    base_depth: int
+    num_levels: int
+    convention: CoordinateConvention = CoordinateConvention.OPENCV
+
+    def depth(self, level: int) -> int:
+        """Octree depth of ``level`` (1-based): bits per coordinate axis."""
+        return self.base_depth + level - 1
+
+    def voxel_size(self, level: int) -> float:
+        return self.root_voxel_size / 2.0 ** (level - 1)
+
+
+@dataclass(frozen=True)
+class AttributeDims:
+    """Per-anchor attribute dimensions (spec 4.3)."""
+
+    feature: int = 50
+    scaling: int = 6
+    num_offsets: int = 10
+
+    @property
+    def channels(self) -> int:
+        """Scalar channels per anchor, in coding order: feature, scaling, offsets (x, y, z)."""
+        return self.feature + self.scaling + 3 * self.num_offsets
+
+    def group_channels(self) -> dict[str, int]:
+        return {"feature": self.feature, "scaling": self.scaling, "offsets": 3 * self.num_offsets}
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A two-layer perceptron ``out = W2 @ relu(W1 @ x + b1) + b2`` (spec 4.6).
+
+    ``weights[i]`` is ``[out, in] float32``, ``biases[i]`` is ``[out] float32``.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = x @ self.weights[0].T + self.biases[0]
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            h = np.maximum(h, 0.0) @ w.T + b
+        return h
+
+
+@dataclass(frozen=True)
+class GaussianMLPs:
+    """The Scaffold-GS generation MLPs (spec 4.6): opacity, colour and covariance.
+
+    Every MLP sees ``[feature, view direction (3), distance (1 if use_distance)]`` and outputs
+    ``K`` opacities (tanh), ``3K`` colours (sigmoid) and ``7K`` scale/rotation values.
+    """
+
+    opacity: MLP
+    color: MLP
+    covariance: MLP
+    use_distance: bool = True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GaussianMLPs) or self.use_distance != other.use_distance:
+            return False
+        return all(
+            len(a.weights) == len(b.weights)
+            and all(np.array_equal(x, y) for x, y in zip(a.weights + a.biases, b.weights + b.biases))
+            for a, b in ((self.opacity, other.opacity), (self.color, other.color),
+                         (self.covariance, other.covariance)))
+
+
+@dataclass(eq=False)
+class Level:
+    """One octree level in canonical order (spec 5.1).
+
+    Attributes:
+        coords: ``[N, 3] int32`` voxel coordinates at this level's depth.
+        parent_index: ``[N] int32`` index into the previous level (``-1`` for level 1).
+        octant: ``[N] uint8`` child octant, bit 2 = x, bit 1 = y, bit 0 = z (``0`` for level 1).
+        feature: ``[N, F] float32``.
+        scaling: ``[N, S] float32`` (log scale; exp gives offset and Gaussian scales).
+        offsets: ``[N, K, 3] float32`` (in units of the anchor's offset scale).
+    """
+
+    coords: np.ndarray
+    parent_index: np.ndarray
+    octant: np.ndarray
+    feature: np.ndarray
+    scaling: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.coords.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f), getattr(other, f))
+                   for f in ("coords", "parent_index", "octant", "feature", "scaling", "offsets"))
+
+    def attributes(self, group: str) -> np.ndarray:
+        return getattr(self, group)
+
+
+@dataclass(eq=False)
+class ProgsModel:
+    """A ProGS scene: header parameters and levels ``1..len(levels)`` (spec 4, 5).
+
+    ``frame.num_levels`` is how many levels the stream declares; ``len(levels)`` (also ``lod``)
+    is how many were decoded. ``entropy_model`` is ``None`` for streams whose attributes are
+    stored raw (spec 7.2).
+    """
+
+    frame: SceneFrame
+    dims: AttributeDims
+    levels: list[Level]
+    gaussian_mlps: GaussianMLPs | None = None
+    entropy_model: Any = None
+
+    @property
+    def lod(self) -> int:
+        """Number of decoded levels: this model renders LoD ``lod``."""
+        return len(self.levels)
+
+    @property
+    def complete(self) -> bool:
+        return self.lod == self.frame.num_levels
+
+    def _check_lod(self, lod: int | None) -> int:
+        if lod is None:
+            return self.lod
+        if not 1 <= lod <= self.lod:
+            raise ModelError(f"LoD {lod} is not available: this model holds LoD 1..{self.lod}")
+        return lod
+
+    def num_anchors(self, lod: int | None = None) -> int:
+        return sum(len(level) for level in self.levels[: self._check_lod(lod)])
+
+    def positions(self, lod: int | None = None) -> np.ndarray:
+        """Anchor centres of LoD ``lod`` (levels ``1..lod``), ``[N, 3] float32`` (spec 4.2)."""
+        lod = self._check_lod(lod)
+        origin = np.asarray(self.frame.origin, dtype=np.float64)
+        parts = [origin + (level.coords.astype(np.float64) + 0.5) * self.frame.voxel_size(k)
+                 for k, level in enumerate(self.levels[:lod], start=1)]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 3), np.float32)
+
+    def anchor_levels(self, lod: int | None = None) -> np.ndarray:
+        """The level (1-based) of each anchor of LoD ``lod``, ``[N] int32``."""
+        lod = self._check_lod(lod)
+        return np.concatenate([np.full(len(level), k, np.int32)
+                               for k, level in enumerate(self.levels[:lod], start=1)])
+
+    def attributes(self, group: str, lod: int | None = None) -> np.ndarray:
+        """One attribute group (``feature``, ``scaling``, ``offsets``) of LoD ``lod``."""
+        if group not in ATTRIBUTE_GROUPS:
+            raise ValueError(f"unknown attribute group {group!r}; expected one of {ATTRIBUTE_GROUPS}")
+        lod = self._check_lod(lod)
+        return np.concatenate([level.attributes(group) for level in self.levels[:lod]])
+
+    def truncated(self, lod: int) -> ProgsModel:
+        """A complete model of LoD ``lod`` alone: levels ``1..lod``, ``frame.num_levels = lod``.
+
+        Shares arrays with this model. Use it to encode a decoded prefix as a stream of its own.
+        """
+        lod = self._check_lod(lod)
+        return replace(self, frame=replace(self.frame, num_levels=lod),
+                       levels=list(self.levels[:lod]))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProgsModel):
+            return NotImplemented
+        return (self.frame == other.frame and self.dims == other.dims
+                and self.levels == other.levels and self.gaussian_mlps == other.gaussian_mlps
+                and self.entropy_model == other.entropy_model)

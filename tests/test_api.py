@@ -1,0 +1,36 @@
+"""The public surface is small and pinned (STYLE 2)."""
+
+import progs_codec
+
+
+def test_all_is_pinned():
+    assert sorted(progs_codec.__all__) == sorted([
+        "encode", "decode", "Decoder", "inspect", "StreamInfo", "ProgsModel", "Level",
+        "SceneFrame", "AttributeDims", "GaussianMLPs", "MAGIC", "VERSION", "ProgsError",
+        "FormatError", "ChecksumError", "TruncatedError", "UnsupportedError", "LimitError",
+        "ModelError"])
+    for name in progs_codec.__all__:
+        assert hasattr(progs_codec, name), name
+
+
+def test_magic_and_version_are_pinned():
+    assert progs_codec.MAGIC == b"\x89PGS\r\n\x1a\n"
+    assert progs_codec.VERSION == (1, 0)
+
+
+def test_error_hierarchy():
+    for cls in (progs_codec.FormatError, progs_codec.ChecksumError, progs_codec.TruncatedError,
+                progs_codec.UnsupportedError, progs_codec.LimitError, progs_codec.ModelError):
+        assert issubclass(cls, progs_codec.ProgsError)
+    assert issubclass(progs_codec.ModelError, ValueError)
+
+
+def test_decode_path_does_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys, progs_codec; from progs_codec.testing import synthetic_model; "
+            "m = synthetic_model(300, 3, 0, attribute_coding=\"raw\"); progs_codec.decode(progs_codec.encode(m)); "
+            "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
+            "('torch', 'gsplat', 'plyfile', 'scipy')); print(bad); sys.exit(bool(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

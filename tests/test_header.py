@@ -1,0 +1,52 @@
+"""Header chunk: parts, frame, TOC, generation MLPs (spec 3)."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from progs_codec.errors import FormatError, LimitError
+from progs_codec.header import AttributeCoding, Header, TocEntry, parse_header, write_header
+from progs_codec.model import AttributeDims, CoordinateConvention, SceneFrame
+from progs_codec.testing import random_gaussian_mlps
+
+DIMS = AttributeDims(8, 6, 3)
+FRAME = SceneFrame((0.5, -2.0, 3.25), 0.125, 4, 3, CoordinateConvention.OPENGL)
+
+
+def header(mlps=True, frame=FRAME):
+    return Header(frame=frame, dims=DIMS, attribute_coding=AttributeCoding.RAW,
+                  toc=tuple(TocEntry(100 * k, 50 + k, 7 * k) for k in range(frame.num_levels)),
+                  gaussian_mlps=random_gaussian_mlps(DIMS, np.random.default_rng(0))
+                  if mlps else None, entropy_model=None, part_sizes={})
+
+
+@pytest.mark.parametrize("mlps", [True, False])
+def test_round_trip(mlps):
+    parsed = parse_header(write_header(header(mlps)))
+    h = header(mlps)
+    assert (parsed.frame, parsed.dims, parsed.toc, parsed.gaussian_mlps) == \
+        (h.frame, h.dims, h.toc, h.gaussian_mlps)
+    assert parsed.part_sizes["frame"] == 28 and parsed.part_sizes["toc"] == 16 * 3
+
+
+def test_trailing_parts_of_newer_minor_versions_are_ignored():
+    payload = write_header(header())
+    assert parse_header(payload + struct.pack("<I", 3) + b"new").frame == FRAME
+
+
+def test_frame_rules_name_the_field():
+    with pytest.raises(FormatError, match="num_levels") as info:
+        parse_header(write_header(header(frame=SceneFrame((0, 0, 0), 1.0, 16, 7))))
+    assert info.value.field == "num_levels"
+    with pytest.raises(FormatError, match="root_voxel_size"):
+        parse_header(write_header(header(frame=SceneFrame((0, 0, 0), -1.0, 2, 2))))
+
+
+def test_part_lengths_are_checked():
+    payload = bytearray(write_header(header()))
+    struct.pack_into("<I", payload, 0, 10**9)
+    with pytest.raises(LimitError, match="frame"):
+        parse_header(bytes(payload))
+    with pytest.raises(FormatError, match="gaussian_mlps"):
+        parse_header(write_header(header())[:-2])

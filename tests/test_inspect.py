@@ -1,0 +1,50 @@
+"""inspect: sizes add up and the JSON contract holds."""
+
+import json
+
+import pytest
+
+from progs_codec import decode, encode, inspect
+from progs_codec.cli import main
+from progs_codec.inspect import format_info
+from progs_codec.testing import synthetic_model
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return encode(synthetic_model(600, 4, seed=5, attribute_coding="raw"))
+
+
+def test_sizes_add_up(stream):
+    info = inspect(stream)
+    assert info.total_bytes == len(stream)
+    assert info.complete
+    levels_total = sum(lv.bytes for lv in info.levels)
+    assert sum(info.header_bytes.values()) + levels_total + 12 == len(stream)  # + ENDS
+    model = decode(stream)
+    for lv, level in zip(info.levels, model.levels):
+        assert lv.anchors == len(level)
+        assert lv.bytes == 12 + 10 + lv.structure_bytes + sum(lv.attribute_bytes.values()) + 12
+        # Exactly the prefix a client fetches for this LoD.
+        assert decode(stream[: lv.cumulative_bytes]).lod == lv.lod
+
+
+def test_json_contract(stream, capsys, tmp_path):
+    path = tmp_path / "s.progs"
+    path.write_bytes(stream)
+    assert main(["inspect", "--json", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"version", "total_bytes", "header_bytes", "levels"} <= out.keys()
+    assert out["version"] == "1.0"
+    assert set(out["header_bytes"]) == {"hash_grid", "context_mlp", "gaussian_mlps", "other"}
+    for lv in out["levels"]:
+        assert {"lod", "anchors", "bytes", "structure_bytes", "attribute_bytes"} <= lv.keys()
+        assert set(lv["attribute_bytes"]) == {"feature", "scaling", "offsets"}
+
+
+def test_prefix_and_text(stream):
+    info = inspect(stream[: len(stream) // 2])
+    assert not info.complete and 0 < len(info.levels) < 4
+    text = format_info(info)
+    assert "prefix" in text and "bits/anchor" in text
+
