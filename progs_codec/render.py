@@ -1,0 +1,180 @@
+"""Rendering decoded scenes and plain 3DGS (informative, spec 9.4).
+
+One entry point, :func:`render`, takes a :class:`~progs_codec.model.ProgsModel` (its neural
+Gaussians are generated for the camera, spec 9.1) or static :class:`~progs_codec.splats.Splats`
+and rasterizes them with gsplat on CUDA or with the CPU twin in
+:mod:`progs_codec.rasterize_cpu`, which follows gsplat's arithmetic (measured: 60+ dB PSNR
+against gsplat renders of the real scenes). torch and gsplat are imported only for the gsplat
+backend.
+
+Example:
+    >>> from progs_codec.testing import synthetic_model
+    >>> from progs_codec.camera import orbit_cameras
+    >>> m = synthetic_model(300, 2, seed=0, attribute_coding="raw")
+    >>> cam = orbit_cameras((0, 0, 0), 3.0, 1, width=32, height=24)[0]
+    >>> render(m, cam, backend="cpu").image.shape
+    (24, 32, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .camera import Camera, orbit_cameras, scene_sphere
+from .errors import ProgsError
+from .gaussians import generate_gaussians
+from .model import CoordinateConvention, ProgsModel
+from .rasterize_cpu import rasterize
+from .splats import Splats, _atomic_path
+
+__all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "to_uint8"]
+
+BACKENDS = ("auto", "cpu", "gsplat")
+
+
+class RenderError(ProgsError, ValueError):
+    """A render request cannot be served (unknown backend, gsplat without CUDA, bad option)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RenderResult:
+    """A rendered view.
+
+    Attributes:
+        image: ``[H, W, 3] float32``, colour composited over the background.
+        alpha: ``[H, W] float32`` accumulated opacity ``1 - T``.
+    """
+
+    image: np.ndarray
+    alpha: np.ndarray
+
+
+def _gsplat_available() -> bool:
+    try:
+        import gsplat  # noqa: F401
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _rasterize_gsplat(means, quats, scales, opacities, colors, camera: Camera,
+                      background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import gsplat
+    import torch
+
+    dev = torch.device("cuda")
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+
+    with torch.no_grad():
+        image, alpha, _ = gsplat.rasterization(
+            t(means), t(quats), t(scales), t(opacities), t(colors),
+            t(camera.world_to_camera)[None], t(camera.K)[None], camera.width, camera.height,
+            backgrounds=t(background)[None])
+    return image[0].cpu().numpy(), alpha[0, ..., 0].cpu().numpy()
+
+
+def render(scene: ProgsModel | Splats, camera: Camera, *, lod: int | None = None,
+           background: Sequence[float] = (0.0, 0.0, 0.0), backend: str = "auto") -> RenderResult:
+    """Renders a ProGS model (LoD ``lod``) or plain splats from ``camera``.
+
+    Args:
+        scene: a :class:`ProgsModel` with generation MLPs, or :class:`Splats`.
+        camera: the view (OpenCV axes).
+        lod: levels ``1..lod`` of a model (default: all decoded); must be ``None`` for splats.
+        background: RGB behind the scene.
+        backend: ``"gsplat"`` (CUDA), ``"cpu"``, or ``"auto"`` (gsplat when CUDA is available).
+
+    Raises:
+        ModelError: the model has no MLPs or lacks LoD ``lod``.
+        RenderError: unknown backend, gsplat requested without CUDA, ``lod`` for splats.
+    """
+    if backend not in BACKENDS:
+        raise RenderError(f"unknown render backend {backend!r}; expected one of {BACKENDS}")
+    if backend == "gsplat" and not _gsplat_available():
+        raise RenderError("the gsplat backend needs gsplat, torch and a CUDA device")
+    bg = np.asarray(background, dtype=np.float32)
+    if bg.shape != (3,) or not np.all(np.isfinite(bg)):
+        raise RenderError(f"background must be 3 finite numbers, got {background!r}")
+    if isinstance(scene, Splats):
+        if lod is not None:
+            raise RenderError("lod applies to ProGS models, not to plain splats")
+        arrays = (scene.means, scene.quats, scene.scales, scene.opacities,
+                  scene.colors(camera.center))
+    else:
+        g = generate_gaussians(scene, camera.center, lod=lod)
+        arrays = (g.means, g.quats, g.scales, g.opacities, g.colors)
+    if backend == "gsplat" or (backend == "auto" and _gsplat_available()):
+        image, alpha = _rasterize_gsplat(*arrays, camera, bg)
+    else:
+        image, alpha = rasterize(*arrays, camera, background=bg)
+    return RenderResult(image=image, alpha=alpha)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, *, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB between two images of equal shape (inf if equal)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """``[H, W, C]`` float in ``[0, 1]`` to ``uint8`` (clipped, rounded)."""
+    return np.clip(np.rint(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    with _atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+
+
+def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_views: int = 8,
+                 size: int = 256, out_dir: str | Path, elevation_deg: float = 20.0,
+                 fov_deg: float = 45.0, backend: str = "auto") -> list[Path]:
+    """Renders an orbit of ``n_views`` views per LoD to PNGs plus a contact sheet.
+
+    Cameras look at the centre of the anchors of the highest decoded LoD from
+    ``1.25 / sin(fov / 2)`` times its radius (:func:`~progs_codec.camera.scene_sphere`), so the
+    scene fills about 80% of the frame; the same cameras serve every LoD. Up is ``-y`` for
+    OpenCV-axis scenes and ``+y`` for OpenGL-axis ones (spec 3.1 ``convention``).
+
+    Args:
+        lods: LoDs to render (default ``1..model.lod``).
+        n_views: views per LoD; size: image width and height in pixels.
+        out_dir: created if missing; files ``lod{k}_view{i:02d}.png`` and ``contact_sheet.png``
+            (one row per LoD, one column per view).
+
+    Returns:
+        Paths of the files written, views first (LoD-major), contact sheet last.
+    """
+    lods = list(range(1, model.lod + 1)) if lods is None else list(lods)
+    if not lods or n_views < 1 or size < 1:
+        raise RenderError("render_orbit needs at least one LoD, one view and size >= 1")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    center, radius = scene_sphere(model.positions())
+    up = (0.0, 1.0, 0.0) if model.frame.convention == CoordinateConvention.OPENGL \
+        else (0.0, -1.0, 0.0)
+    distance = 1.25 * radius / np.sin(np.radians(fov_deg) / 2)
+    cams = orbit_cameras(center, distance, n_views, elevation_deg=elevation_deg, width=size,
+                         height=size, fov_deg=fov_deg, up=up)
+    paths, rows = [], []
+    for lod in lods:
+        row = []
+        for i, cam in enumerate(cams):
+            image = render(model, cam, lod=lod, backend=backend).image
+            path = out_dir / f"lod{lod}_view{i:02d}.png"
+            _save_png(path, image)
+            paths.append(path)
+            row.append(image)
+        rows.append(np.concatenate(row, axis=1))
+    sheet = out_dir / "contact_sheet.png"
+    _save_png(sheet, np.concatenate(rows, axis=0))
+    return paths + [sheet]
