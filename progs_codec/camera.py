@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import ProgsError
 
-__all__ = ["Camera", "CameraError", "orbit_cameras", "load_nerf_cameras", "scene_sphere"]
+__all__ = ["Camera", "CameraError", "orbit_cameras", "load_nerf_cameras", "scene_sphere",
+           "framing_distance"]
 
 # Converts OpenGL/Blender camera axes (y up, z backward) to OpenCV axes (y down, z forward).
 _GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -226,6 +227,11 @@ def scene_sphere(points: np.ndarray, *, quantile: float = 0.95) -> tuple[np.ndar
     center = np.median(points, axis=0)
     radius = float(np.quantile(np.linalg.norm(points - center, axis=1), quantile))
     return center, max(radius, 1e-6)
+
+
+def framing_distance(radius: float, fov_deg: float = 45.0, *, fill: float = 0.8) -> float:
+    """Distance at which a sphere of ``radius`` spans ``fill`` of a ``fov_deg`` field of view."""
+    return radius / (fill * math.sin(0.5 * math.radians(fov_deg)))
 
 
 def load_nerf_cameras(path: str | Path, *, width: int | None = None,

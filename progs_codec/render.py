@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .camera import Camera, orbit_cameras, scene_sphere
+from .camera import Camera, framing_distance, orbit_cameras, scene_sphere
 from .errors import ProgsError
 from .gaussians import generate_gaussians
 from .model import CoordinateConvention, ProgsModel
@@ -140,9 +140,10 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
                  fov_deg: float = 45.0, backend: str = "auto") -> list[Path]:
     """Renders an orbit of ``n_views`` views per LoD to PNGs plus a contact sheet.
 
-    Cameras look at the centre of the anchors of the highest decoded LoD from
-    ``1.25 / sin(fov / 2)`` times its radius (:func:`~progs_codec.camera.scene_sphere`), so the
-    scene fills about 80% of the frame; the same cameras serve every LoD. Up is ``-y`` for
+    Cameras look at the centre of the anchors of the highest decoded LoD
+    (:func:`~progs_codec.camera.scene_sphere`) from the distance at which that sphere fills 80%
+    of the frame (:func:`~progs_codec.camera.framing_distance`); the same cameras serve every
+    LoD. Up is ``-y`` for
     OpenCV-axis scenes and ``+y`` for OpenGL-axis ones (spec 3.1 ``convention``).
 
     Args:
@@ -162,9 +163,9 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
     center, radius = scene_sphere(model.positions())
     up = (0.0, 1.0, 0.0) if model.frame.convention == CoordinateConvention.OPENGL \
         else (0.0, -1.0, 0.0)
-    distance = 1.25 * radius / np.sin(np.radians(fov_deg) / 2)
-    cams = orbit_cameras(center, distance, n_views, elevation_deg=elevation_deg, width=size,
-                         height=size, fov_deg=fov_deg, up=up)
+    cams = orbit_cameras(center, framing_distance(radius, fov_deg), n_views,
+                         elevation_deg=elevation_deg, width=size, height=size, fov_deg=fov_deg,
+                         up=up)
     paths, rows = [], []
     for lod in lods:
         row = []
