@@ -1,0 +1,306 @@
+"""Binarized multiresolution hash grid: layout, integer interpolation, coding (spec 5).
+
+A grid is a set of tables of +-1 parameters: one per 3D level, and one per 2D level for each
+of the three planes xy, xz, yz. An anchor's feature is interpolated from the table vertices
+around its position in integer arithmetic, so every decoder gets the same integers.
+
+>>> grid = random_hash_grid(PRESETS["small"], seed=0)
+>>> hash_features(grid, np.array([[3, 5, 7]]), depth=4).shape
+(1, 34)
+>>> parse_hash_grid(write_hash_grid(grid)) == grid
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .coder import decode_bits, encode_bits
+from .errors import FormatError, LimitError, ModelError, TruncatedError
+
+__all__ = [
+    "HashGridConfig",
+    "HashGrid",
+    "PRESETS",
+    "WEIGHT_BITS",
+    "FEATURE_LIMIT",
+    "PRIMES",
+    "PLANES",
+    "MAX_PARAMS",
+    "table_sizes",
+    "hash_features",
+    "hash_features_reference",
+    "random_hash_grid",
+    "write_hash_grid",
+    "parse_hash_grid",
+]
+
+WEIGHT_BITS = 8                        # W: fractional bits of an interpolation weight (5.3)
+FEATURE_LIMIT = 127                    # features are requantized to [-127, 127] (5.3)
+PRIMES = (1, 2654435761, 805459861)    # spatial hash of instant-ngp / tcnn (5.2)
+PLANES = ((0, 1), (0, 2), (1, 2))      # xy, xz, yz: the axes of each 2D plane
+MAX_LEVELS = 32
+MAX_LOG2_TABLE = 24
+MAX_FEATURES_PER_LEVEL = 8
+MAX_RESOLUTION = 65535
+MAX_PARAMS = 1 << 26                   # bound on all tables together (5.4)
+MAX_INPUT_WIDTH = 1024                 # own + parent feature (6.1)
+
+_CHUNK = 32768
+_HEAD = struct.Struct("<5B")
+_COUNTS = struct.Struct("<II")
+
+
+@dataclass(frozen=True)
+class HashGridConfig:
+    """Grid shape (spec 5.1): explicit resolutions, table sizes as powers of two."""
+
+    resolutions_3d: tuple[int, ...]
+    log2_table_3d: int
+    resolutions_2d: tuple[int, ...]
+    log2_table_2d: int
+    features_per_level: int = 2
+
+    @property
+    def feature_width(self) -> int:
+        """Integer features per position: ``F_l * (L3 + 3 * L2)``."""
+        return self.features_per_level * (len(self.resolutions_3d) + 3 * len(self.resolutions_2d))
+
+    def problems(self) -> list[str]:
+        """What makes this configuration invalid (empty if valid)."""
+        out = []
+        if not 1 <= self.features_per_level <= MAX_FEATURES_PER_LEVEL:
+            out.append(f"features_per_level {self.features_per_level} not in 1..8")
+        for name, res, log2 in (("3d", self.resolutions_3d, self.log2_table_3d),
+                                ("2d", self.resolutions_2d, self.log2_table_2d)):
+            if len(res) > MAX_LEVELS:
+                out.append(f"{len(res)} {name} levels, at most {MAX_LEVELS}")
+            if not 1 <= log2 <= MAX_LOG2_TABLE:
+                out.append(f"log2_table_{name} {log2} not in 1..{MAX_LOG2_TABLE}")
+            if any(not 1 <= r <= MAX_RESOLUTION for r in res):
+                out.append(f"a {name} resolution is not in 1..{MAX_RESOLUTION}")
+        if not out:
+            if self.feature_width == 0:
+                out.append("the grid has no levels")
+            if 2 * self.feature_width > MAX_INPUT_WIDTH:
+                out.append(f"2 x {self.feature_width} features exceed {MAX_INPUT_WIDTH}")
+            if self.num_params > MAX_PARAMS:
+                out.append(f"{self.num_params} parameters, at most {MAX_PARAMS}")
+        return out
+
+    @property
+    def num_params(self) -> int:
+        return self.features_per_level * sum(size for _, _, size in table_sizes(self))
+
+
+def table_sizes(config: HashGridConfig) -> list[tuple[int, int, int]]:
+    """``(dims, resolution, entries)`` of every table in stream order (spec 5.1).
+
+    Order: the 3D levels, then for each plane xy, xz, yz its 2D levels.
+    ``entries = min(2**log2_table, (R + 1)**dims)``.
+    """
+    out = [(3, r, min(1 << config.log2_table_3d, (r + 1) ** 3)) for r in config.resolutions_3d]
+    for _ in PLANES:
+        out += [(2, r, min(1 << config.log2_table_2d, (r + 1) ** 2))
+                for r in config.resolutions_2d]
+    return out
+
+
+#: Grid presets. ``small`` (default) costs about 45 kB; ``hac`` follows HAC (about 2 MB).
+PRESETS: dict[str, HashGridConfig] = {
+    "small": HashGridConfig((16, 24, 36, 54, 81, 122, 182, 273), 14, (64, 128, 256), 13),
+    "hac": HashGridConfig((18, 24, 33, 44, 59, 80, 108, 148, 201, 275, 376, 514), 19,
+                          (130, 258, 514, 1026), 17),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class HashGrid:
+    """A binarized grid (spec 5): ``params`` is ``[num_params] bool`` (True = +1) in stream
+    order, each table entry-major (entry, then feature)."""
+
+    config: HashGridConfig
+    params: np.ndarray
+
+    def __post_init__(self):
+        problems = self.config.problems()
+        if problems:
+            raise ModelError("invalid hash grid configuration: " + "; ".join(problems))
+        if self.params.dtype != bool or self.params.shape != (self.config.num_params,):
+            raise ModelError(f"hash grid params must be [{self.config.num_params}] bool, "
+                             f"got {self.params.shape} {self.params.dtype}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HashGrid):
+            return NotImplemented
+        return self.config == other.config and np.array_equal(self.params, other.params)
+
+    @functools.cached_property
+    def _signs(self) -> list[np.ndarray]:
+        """Each table as ``[F_l, entries] int32`` of +-1 (feature-major, for fast ``take``)."""
+        f = self.config.features_per_level
+        signs = np.where(self.params, 1, -1).astype(np.int32)
+        out, start = [], 0
+        for _, _, size in table_sizes(self.config):
+            out.append(np.ascontiguousarray(signs[start:start + size * f].reshape(size, f).T))
+            start += size * f
+        return out
+
+
+def _axis(c: np.ndarray, resolution: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spec 5.3: cell ``i = floor(u)`` and weight ``w = floor(frac(u) * 2**W)`` of
+    ``u = (2c + 1) * R / 2**(depth + 1)``, as ``int32``."""
+    num = (2 * c.astype(np.int64) + 1) * resolution
+    cell = num >> (depth + 1)
+    rem = num - (cell << (depth + 1))
+    return cell.astype(np.int32), ((rem << WEIGHT_BITS) >> (depth + 1)).astype(np.int32)
+
+
+def _table_features(coords, axes, resolution, entries, signs, depth) -> np.ndarray:
+    """One table's requantized feature ``[N, F_l] int32`` (spec 5.2, 5.3); ``signs`` is
+    ``[F_l, entries]``."""
+    dims, one = len(axes), np.int32(1 << WEIGHT_BITS)
+    dense = (resolution + 1) ** dims <= entries
+    terms, weights = [], []            # per axis: (index term at i, at i + 1), (1 - w, w)
+    for j, a in enumerate(axes):
+        cell, w = _axis(coords[:, a], resolution, depth)
+        if dense:                      # row-major: index = v_0 + (R + 1) v_1 + (R + 1)^2 v_2
+            stride = np.int32((resolution + 1) ** j)
+            terms.append((cell * stride, (cell + 1) * stride))
+        else:                          # uint32 products wrap modulo 2**32 as the hash needs
+            prime = np.uint32(PRIMES[j])
+            v = cell.astype(np.uint32)
+            terms.append((v * prime, (v + np.uint32(1)) * prime))
+        weights.append((one - w, w))
+    total = np.zeros((signs.shape[0], len(coords)), np.int32)
+    for corner in range(1 << dims):
+        bits = [(corner >> (dims - 1 - j)) & 1 for j in range(dims)]
+        weight = weights[0][bits[0]]
+        index = terms[0][bits[0]]
+        for j in range(1, dims):
+            weight = weight * weights[j][bits[j]]
+            index = index + terms[j][bits[j]] if dense else index ^ terms[j][bits[j]]
+        if not dense:
+            index = index & np.uint32(entries - 1)
+        index = index.astype(np.intp)
+        for f in range(len(signs)):
+            total[f] += weight * signs[f].take(index)
+    shift = dims * WEIGHT_BITS
+    return ((total.T.astype(np.int64) * FEATURE_LIMIT + (1 << (shift - 1))) >> shift).astype(np.int32)
+
+
+def hash_features(grid: HashGrid, coords: np.ndarray, depth: int) -> np.ndarray:
+    """Integer grid feature at the centres of voxels ``coords`` at ``depth`` (spec 5.3).
+
+    Args:
+        grid: the hash grid.
+        coords: ``[N, 3]`` integer voxel coordinates in ``[0, 2**depth)``.
+        depth: octree depth of the coordinates.
+
+    Returns:
+        ``[N, feature_width] int32`` in ``[-127, 127]``.
+    """
+    coords = np.asarray(coords)
+    cfg = grid.config
+    axes = [(0, 1, 2)] * len(cfg.resolutions_3d)
+    axes += [plane for plane in PLANES for _ in cfg.resolutions_2d]
+    out = np.empty((len(coords), cfg.feature_width), np.int32)
+    for start in range(0, len(coords), _CHUNK):     # chunks keep the work in cache
+        part = coords[start:start + _CHUNK]
+        out[start:start + _CHUNK] = np.concatenate(
+            [_table_features(part, a, r, entries, signs, depth)
+             for a, (_, r, entries), signs in zip(axes, table_sizes(cfg), grid._signs)], axis=1)
+    return out
+
+
+def hash_features_reference(grid: HashGrid, coords, depth: int) -> np.ndarray:
+    """Spec 5.3 pseudo-code, one anchor at a time in Python integers (for tests)."""
+    cfg, f = grid.config, grid.config.features_per_level
+    tables, start = [], 0
+    for dims, r, size in table_sizes(cfg):
+        tables.append((dims, r, size, start))
+        start += size * f
+    out = []
+    for c in np.asarray(coords).tolist():
+        row = []
+        for t, (dims, r, size, offset) in enumerate(tables):
+            axes = (0, 1, 2) if dims == 3 else PLANES[(t - len(cfg.resolutions_3d))
+                                                      // len(cfg.resolutions_2d)]
+            u = [(2 * c[a] + 1) * r for a in axes]
+            cell = [x >> (depth + 1) for x in u]
+            frac = [((x - (i << (depth + 1))) << WEIGHT_BITS) >> (depth + 1)
+                    for x, i in zip(u, cell)]
+            acc = [0] * f
+            for corner in range(1 << dims):
+                bits = [(corner >> (dims - 1 - j)) & 1 for j in range(dims)]
+                v = [i + b for i, b in zip(cell, bits)]
+                weight = 1
+                for b, w in zip(bits, frac):
+                    weight *= w if b else (1 << WEIGHT_BITS) - w
+                if (r + 1) ** dims <= size:
+                    index = sum(x * (r + 1) ** j for j, x in enumerate(v))
+                else:
+                    h = 0
+                    for x, prime in zip(v, PRIMES):
+                        h ^= (x * prime) % (1 << 32)
+                    index = h % size
+                for k in range(f):
+                    acc[k] += weight * (1 if grid.params[offset + index * f + k] else -1)
+            shift = dims * WEIGHT_BITS
+            row += [(a * FEATURE_LIMIT + (1 << (shift - 1))) >> shift for a in acc]
+        out.append(row)
+    return np.array(out, dtype=np.int32).reshape(len(out), cfg.feature_width)
+
+
+def random_hash_grid(config: HashGridConfig, *, seed: int = 0, p_one: float = 0.5) -> HashGrid:
+    """A grid of independent random bits, +1 with probability ``p_one``."""
+    rng = np.random.default_rng(seed)
+    return HashGrid(config, rng.random(config.num_params) < p_one)
+
+
+def write_hash_grid(grid: HashGrid) -> bytes:
+    """The ``hash_grid`` part of ``HEAD`` (spec 5.4)."""
+    cfg = grid.config
+    ones, words = encode_bits(grid.params)
+    return b"".join([
+        _HEAD.pack(cfg.features_per_level, len(cfg.resolutions_3d), cfg.log2_table_3d,
+                   len(cfg.resolutions_2d), cfg.log2_table_2d),
+        np.array(cfg.resolutions_3d + cfg.resolutions_2d, "<u2").tobytes(),
+        _COUNTS.pack(ones, len(words)),
+        words.astype("<u4").tobytes(),
+    ])
+
+
+def parse_hash_grid(data: bytes) -> HashGrid:
+    """Parse the ``hash_grid`` part (spec 5.4); errors name ``HEAD``/``hash_grid``."""
+    def fail(cls, message):
+        return cls(message, chunk="HEAD", field="hash_grid")
+
+    data = bytes(data)
+    if len(data) < _HEAD.size:
+        raise fail(TruncatedError, "hash_grid part too short")
+    f, n3, log2_3d, n2, log2_2d = _HEAD.unpack_from(data)
+    end = _HEAD.size + 2 * (n3 + n2) + _COUNTS.size
+    if len(data) < end:
+        raise fail(TruncatedError, "hash_grid part too short for its resolutions")
+    res = np.frombuffer(data, "<u2", n3 + n2, _HEAD.size).tolist()
+    cfg = HashGridConfig(tuple(res[:n3]), log2_3d, tuple(res[n3:]), log2_2d, f)
+    problems = cfg.problems()
+    if problems:
+        raise fail(LimitError, "invalid hash grid configuration: " + "; ".join(problems))
+    ones, num_words = _COUNTS.unpack_from(data, end - _COUNTS.size)
+    if len(data) != end + 4 * num_words:
+        raise fail(FormatError, f"hash_grid part is {len(data)} bytes, its fields need "
+                                f"{end + 4 * num_words}")
+    if ones > cfg.num_params:
+        raise fail(LimitError, f"{ones} one bits in {cfg.num_params} parameters")
+    words = np.frombuffer(data, "<u4", num_words, end).astype(np.uint32)
+    try:
+        bits = decode_bits(words, cfg.num_params, ones)
+    except FormatError as e:
+        raise fail(type(e), f"hash grid bits: {e.message}") from e
+    return HashGrid(cfg, bits)

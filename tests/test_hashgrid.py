@@ -1,0 +1,87 @@
+"""Tests for progs_codec.hashgrid (spec 5)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from progs_codec.errors import FormatError, ModelError, ProgsError
+from progs_codec.hashgrid import (FEATURE_LIMIT, PRESETS, HashGrid, HashGridConfig, hash_features,
+                                  hash_features_reference, parse_hash_grid, random_hash_grid,
+                                  table_sizes, write_hash_grid)
+
+TINY = HashGridConfig((2, 5, 9), 6, (3, 17), 5, features_per_level=3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(0, 21), n=st.integers(1, 20))
+def test_vectorized_features_match_reference(seed, depth, n):
+    rng = np.random.default_rng(seed)
+    grid = random_hash_grid(TINY, seed=seed)
+    coords = rng.integers(0, 1 << depth, (n, 3))
+    assert np.array_equal(hash_features(grid, coords, depth),
+                          hash_features_reference(grid, coords, depth))
+
+
+def test_small_preset_matches_reference_and_is_small():
+    grid = random_hash_grid(PRESETS["small"], seed=3)
+    coords = np.random.default_rng(0).integers(0, 1 << 9, (40, 3))
+    assert np.array_equal(hash_features(grid, coords, 9), hash_features_reference(grid, coords, 9))
+    assert len(write_hash_grid(grid)) < 50_000
+    assert [s for _, _, s in table_sizes(PRESETS["small"])][:3] == [17**3, 25**3, 1 << 14]
+
+
+def test_constant_grid_gives_extreme_features():
+    cfg = PRESETS["small"]
+    coords = np.random.default_rng(1).integers(0, 1 << 12, (100, 3))
+    for value, bit in ((FEATURE_LIMIT, True), (-FEATURE_LIMIT, False)):
+        grid = HashGrid(cfg, np.full(cfg.num_params, bit))
+        assert (hash_features(grid, coords, 12) == value).all()
+
+
+def test_dense_level_interpolates_linearly():
+    """One dense 1-level grid: a vertex pattern +1 at x = R only gives a ramp in x."""
+    cfg = HashGridConfig((4,), 10, (), 1, features_per_level=1)
+    x = np.arange(5)[:, None, None] + 0 * np.arange(5)[None, :, None] + 0 * np.arange(5)
+    params = (x == 4).transpose(2, 1, 0).ravel()          # index = x + 5 y + 25 z
+    grid = HashGrid(cfg, params)
+    coords = np.array([[c, 0, 0] for c in range(8)])      # depth 3: u = (2c+1)/4
+    got = hash_features(grid, coords, 3)[:, 0]
+    # c = 6, 7: u = 3.25, 3.75, so -127 + 254 w = -63.5, 63.5, rounded half up
+    assert got.tolist() == [-127] * 6 + [-63, 64]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), p=st.floats(0, 1))
+def test_write_parse_round_trip(seed, p):
+    grid = random_hash_grid(TINY, seed=seed, p_one=p)
+    assert parse_hash_grid(write_hash_grid(grid)) == grid
+
+
+def test_hac_preset_size():
+    assert PRESETS["hac"].feature_width == 48
+    assert PRESETS["hac"].problems() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_corrupted_part_raises_only_progs_errors(data):
+    part = bytearray(write_hash_grid(random_hash_grid(TINY, seed=1, p_one=0.3)))
+    cut = data.draw(st.integers(0, len(part)))
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(part) - 1), st.integers(1, 255)),
+                               max_size=3))
+    for i, x in flips:
+        part[i] ^= x
+    try:
+        grid = parse_hash_grid(bytes(part[:cut]) if data.draw(st.booleans()) else bytes(part))
+    except ProgsError as e:
+        assert isinstance(e, FormatError) and e.chunk == "HEAD" and e.field == "hash_grid"
+    else:
+        assert grid.params.dtype == bool
+
+
+def test_invalid_configs():
+    with pytest.raises(ModelError):
+        HashGrid(HashGridConfig((), 4, (), 4), np.zeros(0, bool))
+    with pytest.raises(ModelError):
+        HashGrid(TINY, np.zeros(3, bool))
+    assert HashGridConfig((8,) * 12, 25, (), 4).problems()
