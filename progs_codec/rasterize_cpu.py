@@ -213,7 +213,8 @@ def _composite_tile(px: np.ndarray, py: np.ndarray, xy: np.ndarray, conic: np.nd
         dy = xy[sl, 1] - py[active, None]
         a, b, c = conic[sl, 0], conic[sl, 1], conic[sl, 2]
         sigma = np.float32(0.5) * (a * dx * dx + c * dy * dy) + b * dx * dy
-        alpha = np.minimum(MAX_ALPHA, opac[sl] * np.exp(-sigma))
+        with np.errstate(over="ignore"):  # sigma < 0 overflows; those are skipped below
+            alpha = np.minimum(MAX_ALPHA, opac[sl] * np.exp(-sigma))
         alpha[(sigma < 0) | (alpha < ALPHA_THRESHOLD)] = 0
         # Transmittance after each Gaussian if all were composited; valid up to the first one
         # that would bring it to <= T_MIN, where the pixel stops (that one excluded).

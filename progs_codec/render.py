@@ -64,6 +64,9 @@ def _gsplat_available() -> bool:
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, camera: Camera,
                       background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not len(means):  # nothing to launch kernels for
+        return (np.broadcast_to(background, (camera.height, camera.width, 3)).copy(),
+                np.zeros((camera.height, camera.width), np.float32))
     import gsplat
     import torch
 

@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +139,8 @@ def sh_basis(degree: int, dirs: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+    # tanh form: cannot overflow for very negative logits.
+    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float32)))).astype(np.float32)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -149,15 +150,14 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` (same suffix) and renames it on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    """Yields a fresh temporary path beside ``path`` (same suffix); renames it on success."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 # -- graphdeco PLY -------------------------------------------------------------------------
