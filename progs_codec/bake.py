@@ -73,8 +73,9 @@ def rotmat_to_quat(rot: np.ndarray) -> np.ndarray:
         1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
     pivot = np.argmax(cands, axis=-1)
     s = np.sqrt(np.maximum(np.take_along_axis(cands, pivot[..., None], -1)[..., 0], 1e-12))
-    d21, d02, d10 = r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]
-    s21, s02, s10 = r[..., 2, 1] + r[..., 1, 2], r[..., 0, 2] + r[..., 2, 0], r[..., 1, 0] + r[..., 0, 1]
+    d21, s21 = r[..., 2, 1] - r[..., 1, 2], r[..., 2, 1] + r[..., 1, 2]
+    d02, s02 = r[..., 0, 2] - r[..., 2, 0], r[..., 0, 2] + r[..., 2, 0]
+    d10, s10 = r[..., 1, 0] - r[..., 0, 1], r[..., 1, 0] + r[..., 0, 1]
     q = np.stack([
         np.stack([s * s, d21, d02, d10], -1),
         np.stack([d21, s * s, s10, s02], -1),
@@ -105,7 +106,8 @@ def fit_sh(dirs: np.ndarray, colors: np.ndarray, weights: np.ndarray, degree: in
     # The ridge spares the DC term, so degree 0 gives exactly the weighted mean colour.
     penalty = np.diag(np.r_[1e-12, np.full(nb - 1, 1.0)])
     lhs += (ridge * w.sum(1) + 1e-12)[:, None, None] * penalty
-    rhs = np.einsum("gm,mb,gmc->gbc", w, basis, np.asarray(colors, np.float64) - 0.5)
+    weighted = w[:, :, None] * (np.asarray(colors, np.float64) - 0.5)  # [G, M, 3]
+    rhs = (weighted.transpose(0, 2, 1) @ basis).transpose(0, 2, 1)  # [G, B, 3]
     return np.linalg.solve(lhs, rhs).astype(np.float32)
 
 
@@ -160,7 +162,12 @@ def _bake_chunk(anchors, feature, scaling, offsets, view_part, dirs, mlps, sh_de
 
     rot = quat_to_rotmat(dense.quats.reshape(m, n * k, 4)[:, keep].astype(np.float64))
     var = dense.scales.reshape(m, n * k, 3)[:, keep].astype(np.float64) ** 2
-    cov = np.einsum("mgij,mgj,mgkj->gik", rot, var * w.T[..., None], rot) / total[:, None, None]
+    weighted_var = var * (w.T / total)[..., None]  # [M, G, 3]
+    cov = np.empty((len(total), 3, 3))
+    for i in range(3):  # the weighted mean of R diag(var) R^T, entry by entry
+        for j in range(i, 3):
+            entry = (rot[..., i, :] * rot[..., j, :] * weighted_var).sum((0, 2))
+            cov[:, i, j] = cov[:, j, i] = entry
     eigval, eigvec = np.linalg.eigh(cov)
     eigvec[..., 2] *= np.sign(np.linalg.det(eigvec))[:, None]  # right-handed rotation
 

@@ -72,9 +72,10 @@ def test_projection_matches_gsplat_torch_reference():
     proj = project(means, quats, scales, opac, cam)
     covars, _ = impl._quat_scale_to_covar_preci(torch.from_numpy(quats),
                                                 torch.from_numpy(scales), triu=False)
+    f32 = torch.float32
     _, means2d, depths, conics, _ = impl._fully_fused_projection(
-        torch.from_numpy(means), covars, torch.tensor(cam.world_to_camera, dtype=torch.float32)[None],
-        torch.tensor(cam.K, dtype=torch.float32)[None], cam.width, cam.height)
+        torch.from_numpy(means), covars, torch.tensor(cam.world_to_camera, dtype=f32)[None],
+        torch.tensor(cam.K, dtype=f32)[None], cam.width, cam.height)
     assert len(proj.ids) > 100
     assert np.allclose(proj.means2d, means2d[0].numpy()[proj.ids], rtol=1e-5, atol=1e-4)
     assert np.allclose(proj.depths, depths[0].numpy()[proj.ids], rtol=1e-6)
