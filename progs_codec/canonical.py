@@ -1,0 +1,236 @@
+"""Canonical decoded output: a byte-exact dump of a decoded LoD and its digest (spec 10).
+
+Any decoder can write the dump, so two decoders agree exactly when their dumps' SHA-256
+digests do; conformance (``conformance/``) compares digests. The dump is a sequence of
+records ``tag | u64 length | payload``: ``FRAM``, ``GMLP``, then per decoded level ``STRC``,
+``POSN``, (entropy coding only) ``SYMB``, and ``ATTR``. The dump of LoD ``k`` is a prefix of
+the dump of LoD ``k + 1``.
+
+Run as the reference conformance decoder (spec 10.4)::
+
+    python -m progs_codec.canonical INPUT MAX_LOD OUTPUT
+
+>>> from progs_codec import decode, encode
+>>> from progs_codec.testing import synthetic_model
+>>> stream = encode(synthetic_model(200, 3, seed=1, attribute_coding="raw"))
+>>> [r.name for r in split_dump(canonical_dump(decode(stream, max_lod=1)))]
+['FRAM', 'GMLP', 'STRC 1', 'POSN 1', 'ATTR 1']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import (
+    ChecksumError,
+    FormatError,
+    LimitError,
+    ProgsError,
+    TruncatedError,
+    UnsupportedError,
+)
+from .model import ATTRIBUTE_GROUPS, ProgsModel
+
+__all__ = [
+    "DUMP_MAGIC",
+    "Record",
+    "DumpError",
+    "canonical_records",
+    "canonical_dump",
+    "split_dump",
+    "digest",
+    "error_class",
+    "main",
+]
+
+DUMP_MAGIC = b"PGSDUMP1"
+_RECORD_HEAD = struct.Struct("<4sQ")
+_FRAM = struct.Struct("<3ffBBBBHHH")
+_STRC_HEAD = struct.Struct("<II")
+_GMLP_HEAD = struct.Struct("<BH")
+#: Tags of the records that belong to a level, in dump order (spec 10.2).
+LEVEL_TAGS = ("STRC", "POSN", "SYMB", "ATTR")
+
+#: Symbols of one level: group name -> ``[N, C_g]`` integers (spec 10.2, record ``SYMB``).
+LevelSymbols = Mapping[str, np.ndarray]
+
+
+class DumpError(ProgsError, ValueError):
+    """A byte string is not a well-formed canonical dump (spec 10.1)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One dump record (spec 10.1): its tag, the level it belongs to (0: global) and payload."""
+
+    tag: str
+    level: int
+    payload: bytes
+
+    @property
+    def name(self) -> str:
+        """``"FRAM"`` for global records, ``"ATTR 2"`` for level records."""
+        return self.tag if self.level == 0 else f"{self.tag} {self.level}"
+
+    def to_bytes(self) -> bytes:
+        return _RECORD_HEAD.pack(self.tag.encode("ascii"), len(self.payload)) + self.payload
+
+
+def _frame_record(model: ProgsModel, attribute_coding: int) -> Record:
+    f, d = model.frame, model.dims
+    payload = _FRAM.pack(*f.origin, f.root_voxel_size, f.base_depth, f.num_levels,
+                         int(f.convention), attribute_coding, d.feature, d.scaling,
+                         d.num_offsets)
+    return Record("FRAM", 0, payload)
+
+
+def _mlp_record(model: ProgsModel) -> Record:
+    mlps = model.gaussian_mlps
+    if mlps is None:
+        return Record("GMLP", 0, b"")
+    parts = [_GMLP_HEAD.pack(int(mlps.use_distance), mlps.opacity.weights[0].shape[0])]
+    for mlp in (mlps.opacity, mlps.color, mlps.covariance):
+        for array in (mlp.weights[0], mlp.biases[0], mlp.weights[1], mlp.biases[1]):
+            parts.append(np.ascontiguousarray(array, "<f4").tobytes())
+    return Record("GMLP", 0, b"".join(parts))
+
+
+def _level_records(model: ProgsModel, k: int, symbols: LevelSymbols | None) -> list[Record]:
+    level = model.levels[k - 1]
+    n, channels = len(level), model.dims.group_channels()
+    strc = b"".join([_STRC_HEAD.pack(k, n),
+                     np.ascontiguousarray(level.coords, "<u4").tobytes(),
+                     np.ascontiguousarray(level.parent_index, "<i4").tobytes(),
+                     np.ascontiguousarray(level.octant, "u1").tobytes()])
+    # Positions exactly as spec 3.1 defines them: binary64, then rounded once to binary32.
+    origin = np.asarray(model.frame.origin, np.float64)
+    centres = origin + (level.coords.astype(np.float64) + 0.5) * model.frame.voxel_size(k)
+    records = [Record("STRC", k, strc), Record("POSN", k, centres.astype("<f4").tobytes())]
+    if symbols is not None:
+        records.append(Record("SYMB", k, b"".join(
+            np.ascontiguousarray(np.asarray(symbols[g]).reshape(n, channels[g]), "<i4").tobytes()
+            for g in ATTRIBUTE_GROUPS)))
+    records.append(Record("ATTR", k, b"".join(
+        np.ascontiguousarray(level.attributes(g).reshape(n, channels[g]), "<f4").tobytes()
+        for g in ATTRIBUTE_GROUPS)))
+    return records
+
+
+def canonical_records(model: ProgsModel, *,
+                      symbols: Sequence[LevelSymbols] | None = None) -> list[Record]:
+    """The records of the dump of ``model``'s decoded levels (spec 10.2).
+
+    Args:
+        model: a decoded model; every level in ``model.levels`` is dumped.
+        symbols: for entropy-coded streams, one mapping per level from group name to the
+            decoded integer symbols, ``[N, C_g]`` (spec 7); ``None`` for raw coding.
+
+    Raises:
+        ValueError: ``symbols`` is missing for an entropy-coded model, or given for a raw one.
+    """
+    entropy = model.entropy_model is not None
+    if entropy != (symbols is not None):
+        raise ValueError("symbols are required for entropy-coded models and only for them")
+    if symbols is not None and len(symbols) != model.lod:
+        raise ValueError(f"symbols for {len(symbols)} levels, the model has {model.lod}")
+    records = [_frame_record(model, int(entropy)), _mlp_record(model)]
+    for k in range(1, model.lod + 1):
+        records += _level_records(model, k, None if symbols is None else symbols[k - 1])
+    return records
+
+
+def canonical_dump(model: ProgsModel, *,
+                   symbols: Sequence[LevelSymbols] | None = None) -> bytes:
+    """The canonical dump (spec 10): magic, then the records of :func:`canonical_records`."""
+    records = canonical_records(model, symbols=symbols)
+    return DUMP_MAGIC + b"".join(r.to_bytes() for r in records)
+
+
+def split_dump(data: bytes) -> list[Record]:
+    """Parse a dump into its records; checks the magic, framing and record order (spec 10.1).
+
+    Raises:
+        DumpError: not a well-formed dump (the message says where).
+    """
+    if data[: len(DUMP_MAGIC)] != DUMP_MAGIC:
+        raise DumpError("not a canonical dump: bad magic")
+    records, pos, level = [], len(DUMP_MAGIC), 0
+    while pos < len(data):
+        if pos + _RECORD_HEAD.size > len(data):
+            raise DumpError(f"dump ends inside a record header at byte {pos}")
+        raw_tag, length = _RECORD_HEAD.unpack_from(data, pos)
+        tag = raw_tag.decode("ascii", "replace")
+        pos += _RECORD_HEAD.size
+        if pos + length > len(data):
+            raise DumpError(f"record {tag} declares {length} bytes, {len(data) - pos} remain")
+        if tag == "STRC":
+            level += 1
+        expected = ("FRAM", "GMLP")[len(records)] if len(records) < 2 else None
+        if (expected and tag != expected) or (not expected and tag not in LEVEL_TAGS) \
+                or (not expected and level == 0):
+            raise DumpError(f"unexpected record {tag!r} at byte {pos - _RECORD_HEAD.size}")
+        records.append(Record(tag, 0 if tag in ("FRAM", "GMLP") else level,
+                              data[pos: pos + length]))
+        pos += length
+    return records
+
+
+def digest(data: bytes) -> str:
+    """SHA-256 of a dump, lower-case hex (spec 10.3)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def error_class(error: ProgsError) -> str:
+    """The spec 8.4 class of a decoding error: ``checksum``, ``truncated``, ..., ``format``."""
+    for cls, name in ((ChecksumError, "checksum"), (TruncatedError, "truncated"),
+                      (UnsupportedError, "unsupported"), (LimitError, "limit"),
+                      (FormatError, "format")):
+        if isinstance(error, cls):
+            return name
+    return "format"
+
+
+def decode_to_dump(stream: bytes, max_lod: int) -> bytes:
+    """Decode LoD ``max_lod`` (capped by the stream's levels) and return its dump."""
+    from .codec import decode
+
+    model = decode(stream, max_lod=max_lod)
+    symbols = None
+    if model.entropy_model is not None:
+        from .attributes import level_symbols
+        symbols = level_symbols(model)
+    return canonical_dump(model, symbols=symbols)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``INPUT MAX_LOD OUTPUT``: the reference decoder of the conformance convention (10.4).
+
+    Exit status 0 with the dump written; 2 with ``error-class: NAME`` on stderr when the
+    stream is invalid; 64 on a usage error.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or not args[1].isdigit() or int(args[1]) < 1:
+        print("usage: python -m progs_codec.canonical INPUT MAX_LOD OUTPUT  (MAX_LOD >= 1)",
+              file=sys.stderr)
+        return 64
+    source, max_lod, target = args[0], int(args[1]), args[2]
+    try:
+        with open(source, "rb") as f:
+            dump = decode_to_dump(f.read(), max_lod)
+    except ProgsError as error:
+        print(f"error-class: {error_class(error)}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with open(target, "wb") as f:
+        f.write(dump)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
