@@ -1,0 +1,867 @@
+"""Rebuild the conformance suite deterministically (spec 10).
+
+    python conformance/generate.py            # rewrite vectors/, invalid/, manifest, README
+    python conformance/generate.py --out DIR  # write the suite somewhere else
+
+Every vector is built from a seeded model and encoded by the reference encoder; edge cases
+that the encoder cannot produce (unknown chunks, a newer minor version) are made by stream
+surgery below. Expected digests come from the reference decoder, and every invalid stream is
+checked to be rejected by it with the expected error class. A trained stream,
+``examples/plant.progs``, is included as vector ``trained-plant`` when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import math
+import shutil
+import struct
+import sys
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from progs_codec import ProgsError, decode, encode  # noqa: E402
+from progs_codec.canonical import canonical_records, decode_to_dump, digest, error_class  # noqa: E402
+from progs_codec.model import (  # noqa: E402
+    AttributeDims,
+    CoordinateConvention,
+    Level,
+    ProgsModel,
+    SceneFrame,
+)
+from progs_codec.structure import levels_from_coords, write_children  # noqa: E402
+from progs_codec.testing import random_gaussian_mlps, random_octree, synthetic_model  # noqa: E402
+
+SUITE = Path(__file__).resolve().parent
+PLANT = ROOT / "examples" / "plant.progs"
+#: Streams larger than this are stored xz-compressed (``stream.progs.xz``).
+COMPRESS_ABOVE = 1 << 20
+TINY = AttributeDims(feature=1, scaling=0, num_offsets=1)
+
+
+@dataclass(frozen=True)
+class Vector:
+    name: str
+    description: str
+    spec: tuple[str, ...]
+    build: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    name: str
+    description: str
+    spec: tuple[str, ...]
+    error_class: str
+    build: Callable[[], bytes]
+
+
+# --- models ----------------------------------------------------------------------------------
+
+def _attributes(rng: np.random.Generator, n: int, dims: AttributeDims) -> dict:
+    return {"feature": rng.normal(0, 1, (n, dims.feature)).astype(np.float32),
+            "scaling": rng.normal(-4, 0.5, (n, dims.scaling)).astype(np.float32),
+            "offsets": rng.normal(0, 0.5, (n, dims.num_offsets, 3)).astype(np.float32)}
+
+
+def _model(coords_by_level, *, base_depth: int, dims: AttributeDims = TINY, seed: int = 0,
+           origin=(-1.0, -1.0, -1.0), voxel: float = 0.25,
+           convention=CoordinateConvention.OPENCV, mlps: dict | None = None,
+           attributes=None) -> ProgsModel:
+    """A raw-coded model from per-level voxel coordinates in any order."""
+    rng = np.random.default_rng(seed)
+    coords_by_level = [np.asarray(c, np.int64).reshape(-1, 3) for c in coords_by_level]
+    attrs = attributes or [_attributes(rng, len(c), dims) for c in coords_by_level]
+    levels = levels_from_coords(coords_by_level, base_depth, attrs)
+    frame = SceneFrame(origin=origin, root_voxel_size=voxel, base_depth=base_depth,
+                       num_levels=len(levels), convention=convention)
+    gaussian_mlps = None if mlps is None else random_gaussian_mlps(dims, rng, **mlps)
+    return ProgsModel(frame=frame, dims=dims, levels=levels, gaussian_mlps=gaussian_mlps)
+
+
+def _random_raw(num_anchors: int, num_levels: int, seed: int, dims: AttributeDims, *,
+                base_depth: int | None = None, mlps: dict | None = None) -> ProgsModel:
+    rng = np.random.default_rng(seed)
+    base_depth, octree = random_octree(num_anchors, num_levels, rng, base_depth=base_depth)
+    return _model([c for c, _, _ in octree], base_depth=base_depth, dims=dims, seed=seed,
+                  mlps=mlps)
+
+
+def _children(parents: np.ndarray, octants) -> np.ndarray:
+    o = np.asarray(octants)
+    bits = np.stack([(o >> 2) & 1, (o >> 1) & 1, o & 1], axis=1)
+    return (2 * np.asarray(parents)[:, None, :] + bits[None]).reshape(-1, 3)
+
+
+# --- stream surgery ----------------------------------------------------------------------------
+
+def chunks_of(stream: bytes) -> tuple[bytes, list[list]]:
+    """``(file header, [[type, payload], ...])`` of a well-formed stream, not validated."""
+    pos, chunks = 10, []
+    while pos < len(stream):
+        (length,) = struct.unpack_from("<I", stream, pos + 4)
+        chunks.append([stream[pos: pos + 4], stream[pos + 8: pos + 8 + length]])
+        pos += 12 + length
+    return stream[:10], chunks
+
+
+def _toc_position(head: bytes) -> int:
+    (frame_length,) = struct.unpack_from("<I", head, 0)
+    return 8 + frame_length
+
+
+def assemble(file_header: bytes, chunks: list, *, fix_toc: bool = True,
+             bad_crc: int | None = None) -> bytes:
+    """Join chunks with fresh CRCs; ``fix_toc`` points the HEAD table of contents at the
+    ``LEVL`` chunks where they now lie; ``bad_crc`` is the index of a chunk whose CRC to spoil."""
+    offsets, pos = [], len(file_header)
+    for chunk_type, payload in chunks:
+        offsets.append(pos)
+        pos += 12 + len(payload)
+    chunks = [list(c) for c in chunks]
+    heads = [i for i, c in enumerate(chunks) if c[0] == b"HEAD"]
+    if fix_toc and heads:
+        head = bytearray(chunks[heads[0]][1])
+        toc = _toc_position(head)
+        levels = [(o, 12 + len(p)) for o, (t, p) in zip(offsets, chunks) if t == b"LEVL"]
+        (toc_length,) = struct.unpack_from("<I", head, toc - 4)
+        for i, (offset, size) in enumerate(levels[: toc_length // 16]):
+            struct.pack_into("<QI", head, toc + 16 * i, offset, size)
+        chunks[heads[0]][1] = bytes(head)
+    out = [file_header]
+    for i, (chunk_type, payload) in enumerate(chunks):
+        crc = zlib.crc32(payload, zlib.crc32(chunk_type)) ^ (0xDEADBEEF if i == bad_crc else 0)
+        out.append(chunk_type + struct.pack("<I", len(payload)) + payload + struct.pack("<I", crc))
+    return b"".join(out)
+
+
+def edit(stream: bytes, change: Callable[[list], None], *, fix_toc: bool = True,
+         file_header: bytes | None = None) -> bytes:
+    """Apply ``change`` to the chunk list of ``stream`` and reassemble with valid CRCs."""
+    header, chunks = chunks_of(stream)
+    change(chunks)
+    return assemble(file_header or header, chunks, fix_toc=fix_toc)
+
+
+def patch(payload: bytes, offset: int, fmt: str, *values) -> bytes:
+    out = bytearray(payload)
+    struct.pack_into(fmt, out, offset, *values)
+    return bytes(out)
+
+
+def head_parts(head: bytes) -> list[bytes]:
+    parts, pos = [], 0
+    for _ in range(5):
+        (length,) = struct.unpack_from("<I", head, pos)
+        parts.append(head[pos + 4: pos + 4 + length])
+        pos += 4 + length
+    return parts
+
+
+def join_parts(parts: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(p)) + p for p in parts)
+
+
+def split_level(payload: bytes) -> tuple[list, bytes, list[bytes]]:
+    """``([level, mode, count, structure_length], structure, [group payloads])``."""
+    fields = list(struct.unpack_from("<BBII", payload))
+    pos = 10 + fields[3]
+    structure, groups = payload[10:pos], []
+    for _ in range(3):
+        (length,) = struct.unpack_from("<I", payload, pos)
+        groups.append(payload[pos + 4: pos + 4 + length])
+        pos += 4 + length
+    return fields, structure, groups
+
+
+def join_level(fields: list, structure: bytes, groups: list[bytes]) -> bytes:
+    return struct.pack("<BBII", *fields) + structure + b"".join(
+        struct.pack("<I", len(g)) + g for g in groups)
+
+
+# --- vectors -----------------------------------------------------------------------------------
+
+def v_minimal() -> bytes:
+    return encode(_model([[[0, 0, 0]]], base_depth=0))
+
+
+def v_basic() -> bytes:
+    return encode(_random_raw(120, 3, seed=1, dims=AttributeDims(),
+                              mlps=dict(hidden_width=32, use_distance=True)))
+
+
+def v_opengl() -> bytes:
+    model = _random_raw(60, 2, seed=2, dims=AttributeDims(8, 6, 2),
+                        mlps=dict(hidden_width=1, use_distance=False))
+    return encode(replace(model, frame=replace(model.frame,
+                                               convention=CoordinateConvention.OPENGL)))
+
+
+def v_max_levels() -> bytes:
+    """16 levels over base depth 6: the last level has depth 21, the deepest allowed."""
+    corners = np.array([[0, 0, 0], [63, 63, 63], [5, 40, 17]])
+    levels = [corners]
+    rng = np.random.default_rng(3)
+    for _ in range(15):
+        parents = levels[-1]
+        kids = [_children(parents[:1], [0]), _children(parents[1:2], [7])]
+        extra = _children(parents[2:], range(8))
+        kids.append(extra[rng.choice(len(extra), size=min(len(extra), 4), replace=False)])
+        levels.append(np.concatenate(kids))
+    return encode(_model(levels, base_depth=6, seed=3))
+
+
+def v_max_base_depth() -> bytes:
+    top = (1 << 16) - 1
+    roots = np.array([[0, 0, 0], [top, top, top], [top, 0, top], [0, top, 0], [12345, 54321, 777]])
+    return encode(_model([roots, _children(roots[:2], [0, 7])], base_depth=16, seed=4))
+
+
+def v_max_dims() -> bytes:
+    dims = AttributeDims(feature=1024, scaling=64, num_offsets=64)
+    roots = np.array([[0, 1, 0], [1, 0, 1]])
+    return encode(_model([roots, _children(roots[:1], [1, 2, 6])], base_depth=1, dims=dims,
+                         seed=5))
+
+
+def v_wide_mlp() -> bytes:
+    roots = np.array([[2, 3, 1], [0, 0, 0]])
+    return encode(_model([roots], base_depth=2, seed=6,
+                         mlps=dict(hidden_width=1024, use_distance=True)))
+
+
+def v_dense() -> bytes:
+    roots = _children(np.zeros((1, 3), np.int64), range(8))   # all 8 voxels of depth 1
+    level2 = _children(roots, range(8))                       # all 64 voxels of depth 2
+    level3 = _children(level2[::7], range(8))
+    return encode(_model([roots, level2, level3], base_depth=1, seed=7))
+
+
+def v_empty_levels() -> bytes:
+    empty = np.zeros((0, 3), np.int64)
+    return encode(_model([[[1, 0, 1]], empty, empty], base_depth=1, seed=8))
+
+
+def v_float_extremes() -> bytes:
+    f32 = np.finfo(np.float32)
+    special = np.array([f32.max, -f32.max, f32.tiny, -f32.tiny, f32.smallest_subnormal,
+                        -f32.smallest_subnormal, 0.0, -0.0, 1.0, -1.0, np.pi, 65504.0],
+                       np.float32)
+    dims = AttributeDims(feature=4, scaling=2, num_offsets=1)
+    roots = np.array([[0, 0, 0], [1, 1, 1], [3, 2, 1], [0, 3, 3]])
+    flat = np.resize(special, (len(roots), dims.channels))
+    attrs = [{"feature": flat[:, :4].copy(), "scaling": flat[:, 4:6].copy(),
+              "offsets": flat[:, 6:].reshape(-1, 1, 3).copy()}]
+    # A subnormal root voxel size and a far origin: positions need binary64, then one rounding.
+    return encode(_model([roots], base_depth=2, dims=dims, attributes=attrs,
+                         origin=(-3.0e38, 1.0e-30, 0.1), voxel=float(np.float32(3e-39))))
+
+
+def v_optional_chunks() -> bytes:
+    stream = encode(_random_raw(40, 3, seed=9, dims=TINY))
+
+    def change(chunks):
+        chunks.insert(1, [b"xtra", b"ignored by decoders"])
+        chunks.insert(3, [b"nOTE", b""])
+        chunks.insert(len(chunks) - 1, [b"zzzz", bytes(range(256))])
+    return edit(stream, change)
+
+
+def v_minor_version() -> bytes:
+    """Minor version 1.7 with a sixth HEAD part: decoders of 1.0 ignore both (2.1, 3)."""
+    stream = encode(_random_raw(30, 2, seed=10, dims=TINY))
+
+    def change(chunks):
+        chunks[0][1] += struct.pack("<I", 5) + b"later"
+    return edit(stream, change, file_header=stream[:8] + bytes([1, 7]))
+
+
+def v_parent_index_max() -> bytes:
+    """Level 1 holds 2**20 roots, the most a level with children may hold (4.1); level 2's
+    children name parents 0 and 2**20 - 1, the largest 20-bit parent index."""
+    axis = np.arange(128)
+    roots = np.stack(np.meshgrid(axis, axis, axis[::2], indexing="ij"), -1).reshape(-1, 3)
+    kids = np.array([[0, 0, 0], [1, 1, 1], [255, 255, 253], [254, 254, 252], [254, 255, 252]])
+    n = len(roots)
+    zeros = {"feature": np.zeros((n, 1), np.float32), "scaling": np.zeros((n, 0), np.float32),
+             "offsets": np.zeros((n, 1, 3), np.float32)}
+    zeros["feature"][-3:, 0] = [1.5, -2.5, 3.5]   # lets a misplaced last anchor show
+    kid_attrs = _attributes(np.random.default_rng(11), len(kids), TINY)
+    return encode(_model([roots, kids], base_depth=7, attributes=[zeros, kid_attrs]))
+
+
+def v_trained_plant() -> bytes:
+    return PLANT.read_bytes()
+
+
+VECTORS = [
+    Vector("raw-minimal", "One level, one root, base depth 0 (a zero-bit structure section), "
+           "the smallest dims (F=1, S=0, K=1), no generation MLPs.",
+           ("2", "3.1", "3.3", "4.1", "4.3", "4.5"), v_minimal),
+    Vector("raw-basic", "Three levels of a random octree, default dims (50, 6, 10), generation "
+           "MLPs (hidden 32, use_distance). Includes a prefix that ends inside level 1 "
+           "(LoD 0: header only).",
+           ("2", "3.1", "3.3", "3.4", "4.2", "4.3", "4.4", "4.5", "8.2", "8.3"), v_basic),
+    Vector("raw-opengl-mlp-nodistance", "OpenGL convention; generation MLPs without the "
+           "distance input and hidden width 1.", ("3.1", "3.4"), v_opengl),
+    Vector("raw-max-levels", "16 levels (the maximum) over base depth 6, so the last level "
+           "has depth 21; corner anchors reach coordinates 0 and 2**21 - 1.",
+           ("3.1", "4.2", "4.4", "8.2"), v_max_levels),
+    Vector("raw-max-base-depth", "Base depth 16 (the maximum): 48-bit root fields, corner "
+           "roots at 0 and 65535.", ("3.1", "4.2", "4.3"), v_max_base_depth),
+    Vector("raw-max-dims", "The largest attribute dims: F=1024, S=64, K=64 (1280 channels).",
+           ("3.1", "4.5"), v_max_dims),
+    Vector("raw-wide-mlp", "Generation MLPs of hidden width 1024 (the maximum) with the "
+           "smallest dims.", ("3.4",), v_wide_mlp),
+    Vector("raw-dense-octree", "Every voxel occupied at depths 1 and 2, all eight octants of "
+           "a parent in use.", ("4.2", "4.3", "4.4"), v_dense),
+    Vector("raw-empty-levels", "Levels 2 and 3 hold no anchors (N = 0 is allowed for k > 1).",
+           ("4.1", "4.4", "4.5"), v_empty_levels),
+    Vector("raw-float-extremes", "Raw values at the f32 extremes (max, smallest normal and "
+           "subnormal, -0.0); a subnormal root voxel size and an origin near -f32 max, so "
+           "positions need binary64 and one final rounding.", ("1.1", "3.1", "4.5", "10.2"),
+           v_float_extremes),
+    Vector("raw-optional-chunks", "Unknown optional chunks (xtra, nOTE with an empty payload, "
+           "zzzz) after HEAD, between levels and before ENDS; the table of contents accounts "
+           "for them.", ("2.2", "2.3", "8.1"), v_optional_chunks),
+    Vector("raw-minor-version", "Minor version 7 and a sixth HEAD part, both to be ignored.",
+           ("2.1", "3"), v_minor_version),
+    Vector("raw-parent-index-max", "A non-last level with exactly 2**20 anchors and children "
+           "of parent 2**20 - 1 (stored xz-compressed: 19.5 MB of mostly zero raw values).",
+           ("4.1", "4.3", "4.4"), v_parent_index_max),
+]
+
+
+# --- invalid streams ---------------------------------------------------------------------------
+
+def _base() -> bytes:
+    """A small valid stream that the invalid cases corrupt: 3 levels, tiny dims, MLPs."""
+    return encode(_random_raw(40, 3, seed=20, dims=TINY,
+                              mlps=dict(hidden_width=2, use_distance=True)))
+
+
+def _frame_patch(fmt: str, offset: int, *values) -> Callable[[], bytes]:
+    """Overwrite a frame field (offset within the frame part) with valid CRCs."""
+    def build():
+        def change(chunks):
+            chunks[0][1] = patch(chunks[0][1], 4 + offset, fmt, *values)
+        return edit(_base(), change)
+    return build
+
+
+def _head_parts(change_parts: Callable[[list], None]) -> Callable[[], bytes]:
+    def build():
+        def change(chunks):
+            parts = head_parts(chunks[0][1])
+            change_parts(parts)
+            chunks[0][1] = join_parts(parts)
+        return edit(_base(), change)
+    return build
+
+
+def _level(k: int, change_level: Callable[[list, bytes, list], tuple],
+           stream: Callable[[], bytes] = _base) -> Callable[[], bytes]:
+    """Rewrite LEVL ``k``'s fields, structure and groups (and fix CRCs and the TOC)."""
+    def build():
+        def change(chunks):
+            levels = [c for c in chunks if c[0] == b"LEVL"]
+            fields, structure, groups = split_level(levels[k - 1][1])
+            levels[k - 1][1] = join_level(*change_level(fields, structure, groups))
+        return edit(stream(), change)
+    return build
+
+
+def _chunks(change: Callable[[list], None], **kwargs) -> Callable[[], bytes]:
+    return lambda: edit(_base(), change, **kwargs)
+
+
+def _structure(k: int, parents_octants: Callable[[np.ndarray, np.ndarray], None]):
+    """Rewrite level ``k``'s (k > 1) parent indices and octants."""
+    def change_level(fields, structure, groups):
+        n = fields[2]
+        bits = np.unpackbits(np.frombuffer(structure, np.uint8), count=23 * n).reshape(n, 23)
+        parent = bits[:, :20].astype(np.int64) @ (1 << np.arange(19, -1, -1))
+        octant = bits[:, 20:].astype(np.int64) @ np.array([4, 2, 1])
+        parents_octants(parent, octant)
+        return fields, write_children(parent, octant), groups
+    return _level(k, change_level)
+
+
+def _roots(change_coords: Callable[[np.ndarray], None]):
+    def change_level(fields, structure, groups):
+        model = decode(_base(), max_lod=1)
+        coords = model.levels[0].coords.copy()
+        change_coords(coords)
+        from progs_codec.structure import write_roots
+        return fields, write_roots(coords, model.frame.base_depth), groups
+    return _level(1, change_level)
+
+
+def _set(array_changes):
+    def f(parent, octant):
+        for name, index, value in array_changes:
+            (parent if name == "parent" else octant)[index] = value
+    return f
+
+
+def _raw_value(value: float):
+    def change_level(fields, structure, groups):
+        groups[2] = patch(groups[2], 4, "<f", value)
+        return fields, structure, groups
+    return _level(2, change_level)
+
+
+def _one_level(n_roots: int, depth: int):
+    """A one-level stream declaring ``n_roots`` roots at ``depth`` (payload sized to match)."""
+    def build():
+        stream = encode(_model([[[0, 0, 0]]], base_depth=depth))
+
+        def change(chunks):
+            fields, structure, groups = split_level(chunks[1][1])
+            fields[2] = n_roots
+            fields[3] = (3 * depth * n_roots + 7) // 8
+            groups = [bytes(4 * n_roots), b"", bytes(12 * n_roots)]
+            chunks[1][1] = join_level(fields, bytes(fields[3]), groups)
+            chunks[0][1] = patch(chunks[0][1], _toc_position(chunks[0][1]) + 12, "<I", n_roots)
+        return edit(stream, change)
+    return build
+
+
+def i_checksum_optional() -> bytes:
+    header, chunks = chunks_of(_base())
+    chunks.insert(2, [b"xtra", b"abc"])
+    return assemble(header, chunks, bad_crc=2)
+
+
+def _count_over_8x() -> bytes:
+    def change(chunks):
+        first = split_level(chunks[1][1])[0][2]
+        fields, structure, groups = split_level(chunks[2][1])
+        fields[2] = 8 * first + 1
+        chunks[2][1] = join_level(fields, structure, groups)
+    return edit(_base(), change)
+
+
+def _count_over_2pow20() -> bytes:
+    """Level 1 of 2 at base depth 7 (2**21 voxels) declares 2**20 + 1 roots."""
+    stream = encode(_model([[[0, 0, 0]], [[1, 1, 1]]], base_depth=7))
+
+    def change(chunks):
+        fields, structure, groups = split_level(chunks[1][1])
+        fields[2] = (1 << 20) + 1
+        chunks[1][1] = join_level(fields, structure, groups)
+    return edit(stream, change)
+
+
+def i_truncated_in_head() -> bytes:
+    stream = _base()
+    (length,) = struct.unpack_from("<I", stream, 14)
+    return stream[: 18 + length // 2]
+
+
+def _set_field(index: int, value: int):
+    def change_level(fields, structure, groups):
+        fields[index] = value
+        return fields, structure, groups
+    return change_level
+
+
+def _toc_field(level: int, fmt: str, field_offset: int, delta: int):
+    def change(chunks):
+        head = chunks[0][1]
+        pos = _toc_position(head) + 16 * (level - 1) + field_offset
+        (value,) = struct.unpack_from(fmt, head, pos)
+        chunks[0][1] = patch(head, pos, fmt, value + delta)
+    return _chunks(change, fix_toc=False)
+
+
+def _append_to_level(k: int, extra: bytes):
+    def change_level(fields, structure, groups):
+        return fields, structure, groups[:2] + [groups[2] + extra]
+    return _level(k, change_level)
+
+
+def _frame_levels(base_depth: int | None, num_levels: int):
+    """Declare ``base_depth`` and ``num_levels`` in the frame; the TOC gets as many entries
+    (extra ones zero), so that only the frame rule is broken."""
+    def change_parts(parts):
+        if base_depth is not None:
+            parts[0] = patch(parts[0], 16, "<B", base_depth)
+        parts[0] = patch(parts[0], 17, "<B", num_levels)
+        parts[1] = parts[1][: 16 * num_levels].ljust(16 * num_levels, b"\0")
+    return _head_parts(change_parts)
+
+
+def _cut_level_payload(k: int, keep: int):
+    def change(chunks):
+        levels = [c for c in chunks if c[0] == b"LEVL"]
+        levels[k - 1][1] = levels[k - 1][1][:keep]
+    return _chunks(change)
+
+
+def _mlp_half(index: int, value: int):
+    """Overwrite an f16 of the gaussian_mlps part (after its 3-byte head)."""
+    def change_parts(parts):
+        parts[4] = patch(parts[4], 3 + 2 * index, "<H", value)
+    return _head_parts(change_parts)
+
+
+INVALID = [
+    # container (2)
+    Invalid("bad-magic", "The magic's second byte is 'Q'.", ("2.1",), "format",
+            lambda: _base()[:1] + b"Q" + _base()[2:]),
+    Invalid("truncated-file-header", "Only the first 6 bytes of the magic.", ("2.1", "8.3"),
+            "truncated", lambda: _base()[:6]),
+    Invalid("truncated-head-chunk", "The stream ends inside the HEAD chunk.", ("2.2", "8.3"),
+            "truncated", i_truncated_in_head),
+    Invalid("unsupported-major-version", "major_version 2.", ("2.1",), "unsupported",
+            lambda: _base()[:8] + bytes([2, 0]) + _base()[10:]),
+    Invalid("checksum-head", "The HEAD chunk's CRC is wrong.", ("2.2",), "checksum",
+            lambda: assemble(*chunks_of(_base()), bad_crc=0)),
+    Invalid("checksum-level", "LEVL 2's CRC is wrong.", ("2.2",), "checksum",
+            lambda: assemble(*chunks_of(_base()), bad_crc=2)),
+    Invalid("checksum-optional-chunk", "An unknown optional chunk with a wrong CRC: skipped "
+            "chunks are CRC checked too.", ("2.2",), "checksum",
+            i_checksum_optional),
+    Invalid("unknown-critical-chunk", "A critical chunk XTRA between LEVL 1 and LEVL 2.",
+            ("2.2",), "unsupported", _chunks(lambda c: c.insert(2, [b"XTRA", b"\0"]))),
+    Invalid("chunk-type-not-letters", "A chunk type 'x1y2' that is not four letters.",
+            ("2.2",), "format", _chunks(lambda c: c.insert(2, [b"x1y2", b""]))),
+    Invalid("first-chunk-not-head", "An optional chunk before HEAD.", ("2.3",), "format",
+            _chunks(lambda c: c.insert(0, [b"xtra", b""]))),
+    Invalid("second-head", "A second HEAD chunk after LEVL 1.", ("2.3",), "format",
+            _chunks(lambda c: c.insert(2, list(c[0])))),
+    Invalid("ends-too-early", "ENDS right after LEVL 1 of 3.", ("2.3", "8.1"), "format",
+            _chunks(lambda c: c.__delitem__(slice(2, 4)))),
+    Invalid("extra-level-chunk", "A fourth LEVL chunk when 3 are declared.", ("2.3",), "format",
+            _chunks(lambda c: c.insert(4, list(c[3])))),
+    Invalid("data-after-ends", "A byte after the ENDS chunk.", ("2.3",), "format",
+            lambda: _base() + b"\0"),
+    Invalid("ends-payload-not-empty", "ENDS with a one-byte payload.", ("2.2",), "format",
+            _chunks(lambda c: c[-1].__setitem__(1, b"\0"))),
+    Invalid("toc-offset-mismatch", "toc[2].offset is one byte off.", ("2.3", "3.3"), "format",
+            _toc_field(2, "<Q", 0, 1)),
+    Invalid("toc-size-mismatch", "toc[3].size is one byte short.", ("2.3", "3.3"), "format",
+            _toc_field(3, "<I", 8, -1)),
+    Invalid("toc-anchor-count-mismatch", "toc[1].anchor_count is one more than LEVL 1 holds.",
+            ("3.3", "4.1"), "format", _toc_field(1, "<I", 12, 1)),
+    # header (3)
+    Invalid("head-frame-part-short", "The frame part is 27 bytes.", ("3",), "format",
+            _head_parts(lambda p: p.__setitem__(0, p[0][:27]))),
+    Invalid("head-toc-part-wrong-size", "The toc part lacks its last entry.", ("3", "3.3"),
+            "format", _head_parts(lambda p: p.__setitem__(1, p[1][:-16]))),
+    Invalid("head-missing-part", "The HEAD payload ends after four parts.", ("3",), "format",
+            _chunks(lambda c: c[0].__setitem__(1, join_parts(head_parts(c[0][1])[:4])))),
+    Invalid("head-part-past-payload", "The gaussian_mlps part declares more bytes than the "
+            "payload holds.", ("3",), "limit",
+            _chunks(lambda c: c[0].__setitem__(1, c[0][1][:-10]))),
+    Invalid("head-hash-grid-with-raw", "A non-empty hash_grid part with attribute_coding 0.",
+            ("3",), "format", _head_parts(lambda p: p.__setitem__(2, b"\0"))),
+    Invalid("head-origin-nan", "origin.y is NaN.", ("3.1",), "format",
+            _frame_patch("<f", 4, math.nan)),
+    Invalid("head-origin-inf", "origin.z is +inf.", ("3.1",), "format",
+            _frame_patch("<f", 8, math.inf)),
+    Invalid("head-voxel-size-zero", "root_voxel_size 0.", ("3.1",), "format",
+            _frame_patch("<f", 12, 0.0)),
+    Invalid("head-voxel-size-negative", "root_voxel_size -1.", ("3.1",), "format",
+            _frame_patch("<f", 12, -1.0)),
+    Invalid("head-base-depth-17", "base_depth 17.", ("3.1",), "format",
+            _frame_patch("<B", 16, 17)),
+    Invalid("head-num-levels-0", "num_levels 0.", ("3.1",), "format",
+            _frame_patch("<B", 17, 0)),
+    Invalid("head-num-levels-17", "num_levels 17 (the TOC sized to match).", ("3.1",), "format",
+            _frame_levels(None, 17)),
+    Invalid("head-depth-over-21", "base_depth 16 with 6 levels: depth 22 > 21.", ("3.1",),
+            "format", _frame_levels(16, 6)),
+    Invalid("head-convention-2", "convention 2 (undefined).", ("3.1",), "format",
+            _frame_patch("<B", 18, 2)),
+    Invalid("head-attribute-coding-2", "attribute_coding 2 (undefined).", ("3.1",), "format",
+            _frame_patch("<B", 19, 2)),
+    Invalid("head-feature-dim-0", "feature_dim 0.", ("3.1",), "format",
+            _frame_patch("<H", 20, 0)),
+    Invalid("head-scaling-dim-65", "scaling_dim 65.", ("3.1",), "format",
+            _frame_patch("<H", 22, 65)),
+    Invalid("head-num-offsets-0", "num_offsets 0.", ("3.1",), "format",
+            _frame_patch("<H", 24, 0)),
+    Invalid("head-num-offsets-65", "num_offsets 65.", ("3.1",), "format",
+            _frame_patch("<H", 24, 65)),
+    Invalid("head-reserved-nonzero", "reserved 1.", ("3.1",), "format",
+            _frame_patch("<H", 26, 1)),
+    Invalid("mlp-part-wrong-length", "The gaussian_mlps part has one byte more than its "
+            "shapes need.", ("3", "3.4"), "format",
+            _head_parts(lambda p: p.__setitem__(4, p[4] + b"\0"))),
+    Invalid("mlp-unknown-flags", "gaussian_mlps flags 2.", ("3.4",), "format",
+            _head_parts(lambda p: p.__setitem__(4, patch(p[4], 0, "<B", 2)))),
+    Invalid("mlp-hidden-width-0", "gaussian_mlps hidden_width 0.", ("3.4",), "format",
+            _head_parts(lambda p: p.__setitem__(4, patch(p[4], 1, "<H", 0)))),
+    Invalid("mlp-not-finite", "An f16 weight of the colour MLP is +inf.", ("3.4",), "format",
+            _mlp_half(20, 0x7C00)),
+    # level (4)
+    Invalid("level-number-wrong", "LEVL 2 says it is level 3.", ("4.1",), "format",
+            _level(2, _set_field(0, 3))),
+    Invalid("level-structure-mode-1", "structure_mode 1 (undefined in 1.0).", ("4.1",),
+            "format", _level(2, _set_field(1, 1))),
+    Invalid("level-structure-length-mismatch", "structure_length one byte longer than N "
+            "anchors need (the payload grown to match).", ("4.1",), "format",
+            _level(2, lambda f, s, g: (f[:3] + [f[3] + 1], s + b"\0", g))),
+    Invalid("level-count-beyond-payload", "anchor_count and structure_length agree but the "
+            "payload ends inside the structure section.", ("4.1",), "limit",
+            _cut_level_payload(3, 12)),
+    Invalid("level-group-beyond-payload", "The offsets group declares more bytes than remain.",
+            ("4.1",), "limit", _cut_level_payload(2, -4)),
+    Invalid("level-trailing-bytes", "A byte after the attribute section.", ("4.1",), "format",
+            _chunks(lambda c: c[2].__setitem__(1, c[2][1] + b"\0"))),
+    Invalid("level1-no-anchors", "Level 1 declares 0 anchors.", ("4.1",), "limit",
+            _one_level(0, 2)),
+    Invalid("level1-count-over-grid", "9 roots at base depth 1 (at most 8 voxels).", ("4.1",),
+            "limit", _one_level(9, 1)),
+    Invalid("level-count-over-8x", "Level 2 declares more than 8 times level 1's anchors.",
+            ("4.1",), "limit",
+            _count_over_8x),
+    Invalid("level-count-over-2pow20", "A non-last level 1 declares 2**20 + 1 roots.",
+            ("4.1",), "limit", _count_over_2pow20),
+    Invalid("raw-group-wrong-length", "The feature group is 4 bytes short.", ("4.5",), "format",
+            _level(2, lambda f, s, g: (f, s, [g[0][:-4], g[1], g[2]]))),
+    Invalid("raw-nan", "A raw offset is NaN.", ("4.5",), "format", _raw_value(math.nan)),
+    Invalid("raw-inf", "A raw offset is -inf.", ("4.5",), "format", _raw_value(-math.inf)),
+    Invalid("roots-duplicate", "Two roots share a voxel.", ("4.2", "4.3"), "format",
+            _roots(lambda c: c.__setitem__(1, c[0]))),
+    Invalid("roots-out-of-order", "Roots 0 and 1 swapped.", ("4.2", "4.3"), "format",
+            _roots(lambda c: c.__setitem__(slice(0, 2), c[1::-1].copy()))),
+    Invalid("parent-index-out-of-range", "A level-3 anchor names a parent past level 2's "
+            "anchors.", ("4.4",), "format", _structure(3, _set([("parent", -1, 1000)]))),
+    Invalid("parent-index-max-out-of-range", "The last anchor names parent 2**20 - 1.",
+            ("4.4",), "format", _structure(2, _set([("parent", -1, (1 << 20) - 1)]))),
+    Invalid("duplicate-child", "Two anchors with the same parent and octant.", ("4.4",),
+            "format", _structure(2, lambda p, o: (p.__setitem__(1, p[0]),
+                                                  o.__setitem__(1, o[0])))),
+    Invalid("children-out-of-order", "(parent, octant) decreases between anchors 0 and 1.",
+            ("4.2", "4.4"), "format",
+            _structure(2, lambda p, o: (p.__setitem__(slice(0, 2), p[1::-1].copy()),
+                                        o.__setitem__(slice(0, 2), o[1::-1].copy())))),
+]
+
+
+# --- writing the suite -------------------------------------------------------------------------
+
+def _toc(stream: bytes) -> list[tuple[int, int]]:
+    head = chunks_of(stream)[1][0][1]
+    pos = _toc_position(head)
+    (length,) = struct.unpack_from("<I", head, pos - 4)
+    return [struct.unpack_from("<QI", head, pos + 16 * i) for i in range(length // 16)]
+
+
+def _cases(stream: bytes, num_levels: int, *, light: bool, cut_in_level_1: bool) -> list[dict]:
+    """Decoder calls of a vector: every LoD (the first two and last two of many), the range
+    requests of LoD 1 and the last LoD (8.2), a cut inside the last level (8.3). Each call
+    costs a process start, so ``light`` (for large streams) keeps only two."""
+    toc = _toc(stream)
+    end = [offset + size for offset, size in toc]
+    lods = range(1, num_levels + 1)
+    if num_levels > 4:
+        lods = [1, 2, num_levels - 1, num_levels]
+    if light:
+        return _digests(stream, [dict(name=f"lod-{num_levels}", max_lod=num_levels, bytes=None),
+                                 dict(name="lod-1-range", max_lod=1, bytes=end[0])])
+    cases = [dict(name=f"lod-{k}", max_lod=k, bytes=None) for k in lods]
+    cases.append(dict(name="lod-1-range", max_lod=1, bytes=end[0]))
+    if num_levels > 1:
+        cases.append(dict(name=f"lod-{num_levels}-range", max_lod=num_levels, bytes=end[-1]))
+    last_start = toc[-1][0]
+    cases.append(dict(name=f"cut-inside-level-{num_levels}", max_lod=num_levels,
+                      bytes=(last_start + end[-1]) // 2))
+    if cut_in_level_1 and num_levels > 1:
+        cases.append(dict(name="cut-inside-level-1", max_lod=num_levels,
+                          bytes=(toc[0][0] + end[0]) // 2))
+    return _digests(stream, cases)
+
+
+def _digests(stream: bytes, cases: list[dict]) -> list[dict]:
+    for case in cases:
+        data = stream if case["bytes"] is None else stream[: case["bytes"]]
+        dump = decode_to_dump(data, case["max_lod"])
+        case["lod"] = decode(data, max_lod=case["max_lod"]).lod
+        case["sha256"] = digest(dump)
+    return cases
+
+
+def _records(stream: bytes) -> list[dict]:
+    from progs_codec.canonical import split_dump
+    return [dict(name=r.name, level=r.level, sha256=digest(r.payload))
+            for r in split_dump(decode_to_dump(stream, 16))]
+
+
+def write_vector(out: Path, vector: Vector) -> dict:
+    stream = vector.build()
+    folder = out / "vectors" / vector.name
+    folder.mkdir(parents=True)
+    model = decode(stream)
+    name = "stream.progs"
+    if len(stream) > COMPRESS_ABOVE:
+        name += ".xz"
+        (folder / name).write_bytes(lzma.compress(stream, preset=6))
+    else:
+        (folder / name).write_bytes(stream)
+    levels = model.frame.num_levels
+    expected = dict(name=vector.name, stream=name, stream_sha256=digest(stream),
+                    stream_bytes=len(stream), num_levels=levels,
+                    anchors=[len(level) for level in model.levels],
+                    attribute_coding=int(model.entropy_model is not None),
+                    spec=list(vector.spec), description=vector.description,
+                    cases=_cases(stream, levels, light=len(stream) > COMPRESS_ABOVE,
+                                 cut_in_level_1=vector.name == "raw-basic"),
+                    records=_records(stream))
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    rows = "\n".join(f"| `{c['name']}` | {c['max_lod']} | "
+                     f"{'all' if c['bytes'] is None else c['bytes']} | {c['lod']} | "
+                     f"`{c['sha256'][:16]}…` |" for c in expected["cases"])
+    (folder / "README.md").write_text(
+        f"# {vector.name}\n\n{vector.description}\n\n"
+        f"Spec sections: {', '.join(vector.spec)}. Levels: {levels}; anchors per level: "
+        f"{expected['anchors']}; stream: {len(stream):,} bytes"
+        f"{' (stored xz-compressed)' if name.endswith('.xz') else ''}.\n\n"
+        f"| case | MAX_LOD | input bytes | decoded levels | SHA-256 of the dump |\n"
+        f"|---|---|---|---|---|\n{rows}\n")
+    return expected
+
+
+def write_invalid(out: Path, case: Invalid) -> dict:
+    stream = case.build()
+    try:
+        decode(stream)
+    except ProgsError as error:
+        got = error_class(error)
+        if got not in (case.error_class, "format") or \
+                (case.error_class == "format" and got != "format"):
+            raise AssertionError(f"{case.name}: reference reports {got}, "
+                                 f"expected {case.error_class}: {error}") from error
+        message = str(error)
+    else:
+        raise AssertionError(f"{case.name}: the reference decoder accepts it")
+    folder = out / "invalid" / case.name
+    folder.mkdir(parents=True)
+    (folder / "stream.progs").write_bytes(stream)
+    expected = dict(name=case.name, stream="stream.progs", error_class=case.error_class,
+                    max_lod=16, spec=list(case.spec), description=case.description,
+                    reference_message=message)
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    (folder / "README.md").write_text(
+        f"# {case.name}\n\n{case.description}\n\nA decoder shall reject it with error class "
+        f"`{case.error_class}` (spec {', '.join(case.spec)}). The reference decoder says: "
+        f"{message}\n")
+    return expected
+
+
+def vectors() -> list[Vector]:
+    found = list(VECTORS)
+    if PLANT.is_file():
+        found.append(Vector("trained-plant", "A stream of a scene trained on real images "
+                            "(examples/plant.progs).", ("2", "3", "4", "5", "6", "7"),
+                            v_trained_plant))
+    return found
+
+
+README_HEAD = """\
+# Conformance suite of the `.progs` format
+
+Test vectors (valid streams with the digest of every decoded LoD), invalid streams (each with
+the error class a decoder must report) and a runner that checks any decoder command. This
+file is written by `generate.py`; edit that, not this.
+
+## Run it against your decoder
+```
+pip install ./progs_codec                      # from a checkout of this repository
+progs-codec conformance run --decoder "/path/to/your-decoder --some-flag" --results out.json
+# or, without the CLI: python -m progs_codec.conformance --decoder "..." --suite conformance
+```
+The exit status is 0 only when every case passes; `out.json` lists every case with its reason.
+
+## The decoder command (spec 10.4)
+The runner calls `CMD INPUT MAX_LOD OUTPUT`. The decoder decodes levels `1..MAX_LOD` of the
+stream (or prefix) in `INPUT`, as spec 8.3 says for prefixes (not strictly), writes the
+canonical dump of spec chapter 10 to `OUTPUT` and exits 0. On an invalid stream it exits with
+a non-zero status (a crash by signal counts as a failure) and should print one line
+`error-class: NAME` on stderr, with `NAME` one of `format`, `checksum`, `truncated`,
+`unsupported`, `limit` (spec 8.4). When such a line is printed the runner checks it: the
+expected class or `format` (which every other class refines) passes. Each call has a timeout
+(`--timeout`, default 60 s).
+
+- Vectors: `vectors/<name>/stream.progs` (or `stream.progs.xz`, which the runner inflates),
+  `expected.json` and `README.md`. Each case of `expected.json` gives `MAX_LOD`, how many
+  leading bytes of the stream the decoder gets (`null`: all of it; a cut at a level's end is
+  the range request of spec 8.2; a cut inside a chunk is a prefix of 8.3), the number of
+  levels it must decode and the SHA-256 of the dump. `records` holds one digest per dump
+  record of the full decode, so the runner names the first record that differs.
+- Invalid streams: `invalid/<name>/stream.progs`, decoded with `MAX_LOD` 16 (all levels);
+  `expected.json` gives `error_class`.
+- Reference decoder: `python -m progs_codec.canonical`; independent decoder written from
+  `spec/` alone: `python conformance/independent_decoder` (numpy only). CI runs both
+  (`tests/test_conformance.py`).
+- Regenerate with `python conformance/generate.py`; a test checks that the committed suite
+  is what the generator writes. `examples/plant.progs`, a stream trained on a real scene, is
+  included as `trained-plant` when present.
+"""
+
+
+def _readme(manifest: dict) -> str:
+    vector_rows = "\n".join(
+        f"| [`{v['name']}`](vectors/{v['name']}/README.md) | {v['num_levels']} | "
+        f"{('raw', 'entropy')[v['attribute_coding']]} | {v['stream_bytes']:,} | "
+        f"{', '.join(v['spec'])} | {v['description']} |" for v in manifest["vectors"])
+    invalid_rows = "\n".join(
+        f"| `{c['name']}` | `{c['error_class']}` | {', '.join(c['spec'])} | "
+        f"{c['description']} |" for c in manifest["invalid"])
+    sections: dict[str, list[str]] = {}
+    for entry in manifest["vectors"] + manifest["invalid"]:
+        for section in entry["spec"]:
+            sections.setdefault(section, []).append(entry["name"])
+
+    def key(section):
+        return tuple(int(x) for x in section.split("."))
+    coverage = "\n".join(f"| {s} | {len(names)} | {', '.join(f'`{n}`' for n in names)} |"
+                          for s, names in sorted(sections.items(), key=lambda i: key(i[0])))
+    return (README_HEAD +
+            "\n## Vectors\n| vector | levels | attributes | bytes | spec | covers |\n"
+            "|---|---|---|---|---|---|\n" + vector_rows +
+            "\n\n## Invalid streams\n| case | class | spec | what is wrong |\n"
+            "|---|---|---|---|\n" + invalid_rows +
+            "\n\n## Coverage by spec section\n| section | cases | vectors and invalid "
+            "streams |\n|---|---|---|\n" + coverage + "\n")
+
+
+def generate(out: Path = SUITE) -> None:
+    """Write ``vectors/``, ``invalid/``, ``manifest.json`` and ``README.md`` under ``out``."""
+    for sub in ("vectors", "invalid"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    written = [write_vector(out, v) for v in vectors()]
+    invalid = [write_invalid(out, c) for c in INVALID]
+    manifest = dict(
+        vectors=[{k: e[k] for k in ("name", "spec", "description", "num_levels",
+                                    "attribute_coding", "stream_bytes")} for e in written],
+        invalid=[{k: e[k] for k in ("name", "spec", "description", "error_class")}
+                 for e in invalid])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (out / "README.md").write_text(_readme(manifest))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=SUITE, help="suite folder to write")
+    args = parser.parse_args()
+    if args.out.resolve() != SUITE:
+        args.out.mkdir(parents=True, exist_ok=True)
+    generate(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
