@@ -1,4 +1,4 @@
-"""Baking view-dependent anchor Gaussians into a static 3DGS scene (spec 9.3, informative).
+"""Baking view-dependent anchor Gaussians into a static 3DGS scene (spec 9.4, informative).
 
 A ProGS model's Gaussians change with the camera: the MLPs see the viewing direction and
 distance. Plain 3DGS viewers want one fixed set of Gaussians with spherical-harmonic colour.
@@ -113,7 +113,7 @@ def fit_sh(dirs: np.ndarray, colors: np.ndarray, weights: np.ndarray, degree: in
 
 def bake(model: ProgsModel, *, lod: int | None = None, sh_degree: int = 3,
          num_views: int = 64, distance: float | None = None) -> Splats:
-    """Static 3DGS approximation of LoD ``lod`` (method in the module docstring, spec 9.3).
+    """Static 3DGS approximation of LoD ``lod`` (method in the module docstring, spec 9.4).
 
     Args:
         model: a model with generation MLPs.

@@ -1,4 +1,4 @@
-"""Pinhole cameras for rendering decoded scenes (informative, spec 9.4).
+"""Pinhole cameras for rendering decoded scenes (informative, spec 9.2).
 
 A :class:`Camera` is a pinhole camera in OpenCV axes (x right, y down, z forward), the
 convention of gsplat and COLMAP: a world point ``p`` maps to camera coordinates

@@ -1,4 +1,4 @@
-"""Neural Gaussians: Scaffold-GS generation from decoded anchors (spec 9, informative).
+"""Neural Gaussians: Scaffold-GS generation from decoded anchors (spec 9.1, informative).
 
 Each anchor of LoD ``k`` spawns ``K`` Gaussians whose opacity, colour, scale and rotation come
 from the stream's generation MLPs (spec 3.4) evaluated on the anchor's feature and the viewing

@@ -1,4 +1,4 @@
-"""A tile-based CPU rasterizer that follows gsplat 1.5.3 (informative, spec 9.4).
+"""A tile-based CPU rasterizer that follows gsplat 1.5.3 (informative, spec 9.3).
 
 It mirrors, in float32 numpy, gsplat's ``rasterization(..., rasterize_mode="classic")``:
 

@@ -1,4 +1,4 @@
-"""Rendering decoded scenes and plain 3DGS (informative, spec 9.4).
+"""Rendering decoded scenes and plain 3DGS (informative, spec 9.3).
 
 One entry point, :func:`render`, takes a :class:`~progs_codec.model.ProgsModel` (its neural
 Gaussians are generated for the camera, spec 9.1) or static :class:`~progs_codec.splats.Splats`
@@ -161,6 +161,8 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
     lods = list(range(1, model.lod + 1)) if lods is None else list(lods)
     if not lods or n_views < 1 or size < 1:
         raise RenderError("render_orbit needs at least one LoD, one view and size >= 1")
+    for lod in lods:  # before writing anything
+        model.num_anchors(lod)  # raises ModelError for a LoD the model does not hold
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     center, radius = scene_sphere(model.positions())

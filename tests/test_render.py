@@ -180,6 +180,9 @@ def test_render_orbit_writes_views_and_contact_sheet(tmp_path):
                                        for i in range(3)] + ["contact_sheet.png"]
     assert Image.open(paths[-1]).size == (3 * 24, 2 * 24)
     assert sorted(p.name for p in (tmp_path / "orbit").iterdir()) == sorted(p.name for p in paths)
+    with pytest.raises(ModelError, match="LoD 3"):
+        render_orbit(model, lods=[1, 3], n_views=1, size=8, out_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_psnr():
