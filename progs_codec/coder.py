@@ -38,7 +38,7 @@ __all__ = [
     "encode_bits",
     "decode_bits",
     "write_escapes",
-    "read_escapes",
+    "EscapeReader",
     "reference_encode",
     "ReferenceAnsDecoder",
 ]
@@ -173,28 +173,42 @@ def write_escapes(magnitudes: np.ndarray, negative: np.ndarray) -> bytes:
     return np.packbits(bits).tobytes()
 
 
-def read_escapes(data: bytes, count: int) -> tuple[np.ndarray, int]:
-    """Read ``count`` escapes written by :func:`write_escapes`.
+class EscapeReader:
+    """Reads escapes written by :func:`write_escapes`, in order, from one escape section.
 
-    Returns ``([count] int64 signed magnitudes, i.e. -m or +m, bytes used)``. Raises
-    :class:`TruncatedError` when the bits run out, :class:`FormatError` on an over-long code.
+    Raises :class:`TruncatedError` when the bits run out and :class:`FormatError` on a code
+    with more than :data:`MAX_ESCAPE_ZEROS` leading zeros.
+
+    >>> EscapeReader(write_escapes(np.array([0, 4]), np.array([False, True]))).read(2)
+    (array([0, 4]), array([False,  True]))
     """
-    bits = bin(int.from_bytes(data, "big") | (1 << 8 * len(data)))[3:] if data else ""
-    out = np.empty(count, np.int64)
-    pos = 0
-    for i in range(count):
-        one = bits.find("1", pos, pos + MAX_ESCAPE_ZEROS + 1)
-        if one < 0:
-            if len(bits) - pos <= MAX_ESCAPE_ZEROS:
-                raise TruncatedError(f"escape section ends inside escape {i} of {count}")
-            raise FormatError(f"escape {i} has more than {MAX_ESCAPE_ZEROS} leading zeros")
-        end = 2 * one - pos + 1                      # past the value bits
-        if end + 1 > len(bits):
-            raise TruncatedError(f"escape section ends inside escape {i} of {count}")
-        magnitude = int(bits[one:end], 2) - 1
-        out[i] = -magnitude if bits[end] == "1" else magnitude
-        pos = end + 1
-    return out, (pos + 7) // 8
+
+    def __init__(self, data: bytes):
+        self.bits = bin(int.from_bytes(data, "big") | (1 << 8 * len(data)))[3:] if data else ""
+        self.pos = 0
+
+    @property
+    def bytes_used(self) -> int:
+        return (self.pos + 7) // 8
+
+    def read(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``([count] int64 magnitudes, [count] bool negative)``."""
+        bits, pos = self.bits, self.pos
+        magnitudes, negative = np.empty(count, np.int64), np.empty(count, bool)
+        for i in range(count):
+            one = bits.find("1", pos, pos + MAX_ESCAPE_ZEROS + 1)
+            if one < 0:
+                if len(bits) - pos <= MAX_ESCAPE_ZEROS:
+                    raise TruncatedError("escape section ends inside an escape")
+                raise FormatError(f"escape with more than {MAX_ESCAPE_ZEROS} leading zeros")
+            end = 2 * one - pos + 1                  # past the value bits
+            if end + 1 > len(bits):
+                raise TruncatedError("escape section ends inside an escape")
+            magnitudes[i] = int(bits[one:end], 2) - 1
+            negative[i] = bits[end] == "1"
+            pos = end + 1
+        self.pos = pos
+        return magnitudes, negative
 
 
 def reference_encode(symbols, frequency_tables, table_index) -> np.ndarray:

@@ -46,7 +46,7 @@ MAX_OUTPUTS = 3 * 1280        # 3 C with C <= 1024 + 64 + 3 * 64 (spec 3.1)
 MAX_LAYERS = 8
 MAX_SHIFT = 40
 MAX_BIAS = (1 << 31) - 1
-_ROWS = 8192                  # rows per GEMM chunk: keeps activations in cache
+_ROWS = 1024                  # rows per GEMM chunk: keeps activations in cache
 
 _HEAD = struct.Struct("<BH")
 
@@ -135,43 +135,72 @@ def accumulate(x: np.ndarray, weight: np.ndarray, *, method: str = "float32") ->
 
 
 def requantize(acc: np.ndarray, layer: ContextLayer) -> np.ndarray:
-    """Spec 6.2: ``floor((acc + bias) * m + 2**(s-1)) / 2**s)`` per channel (``s = 0``:
+    """Spec 6.2: ``floor(((acc + bias) * m + 2**(s-1)) / 2**s)`` per channel (``s = 0``:
     ``(acc + bias) * m``), in float64: every value stays below ``2**53`` (6.3)."""
+    m, offset, inv = _requant_constants(layer)
+    return np.floor((acc * m + offset) * inv)
+
+
+def _requant_constants(layer: ContextLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m``, ``bias * m + 2**(s-1)`` and ``2**-s`` as float64: all exact (spec 6.3)."""
+    m = layer.multiplier.astype(np.float64)
     s = layer.shift.astype(np.int64)
     half = np.where(s > 0, np.ldexp(1.0, s - 1), 0.0)
-    y = (acc + layer.bias) * layer.multiplier.astype(np.float64) + half
-    return np.floor(np.ldexp(y, -s))
+    return m, layer.bias * m + half, np.ldexp(1.0, -s)
+
+
+def _output_bounds(channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output clip bounds of spec 6.4: means, scale indices, step indices."""
+    low = np.repeat([-MEAN_LIMIT, 0, 0], channels).astype(np.float64)
+    high = np.repeat([MEAN_LIMIT, NUM_SCALES - 1, NUM_STEPS - 1], channels).astype(np.float64)
+    return low, high
 
 
 def _outputs(y: np.ndarray, channels: int):
-    mean = np.clip(y[:, :channels], -MEAN_LIMIT, MEAN_LIMIT).astype(np.int32)
-    scale = np.clip(y[:, channels:2 * channels], 0, NUM_SCALES - 1).astype(np.uint8)
-    step = np.clip(y[:, 2 * channels:], 0, NUM_STEPS - 1).astype(np.uint8)
-    return mean, scale, step
+    low, high = _output_bounds(channels)
+    y = np.minimum(np.maximum(y, low), high)
+    return (y[:, :channels].astype(np.int32), y[:, channels:2 * channels].astype(np.uint8),
+            y[:, 2 * channels:].astype(np.uint8))
 
 
 def predict(model: ContextModel, inputs: np.ndarray):
     """Run the integer MLP (spec 6.2, 6.4).
 
+    Sums run in float32 GEMM (exact by the bound of 6.3) and requantization in float64
+    (exact below ``2**53``), in row chunks that stay in cache.
+
     Args:
         model: the context model.
-        inputs: ``[N, input_width]`` integers in ``[-127, 127]``.
+        inputs: ``[N, input_width]`` integers in ``[-127, 127]`` (any integer or float dtype).
 
     Returns:
         ``mean [N, C] int32`` (units of ``2**-16``), ``scale_index [N, C] uint8`` (0..63),
         ``step_index [N, C] uint8`` (0..31).
     """
     c = model.channels
+    weights = [layer.weight.T.astype(np.float32) for layer in model.layers]
+    constants = [_requant_constants(layer) for layer in model.layers]
+    low, high = _output_bounds(c)
     mean = np.empty((len(inputs), c), np.int32)
     scale = np.empty((len(inputs), c), np.uint8)
     step = np.empty((len(inputs), c), np.uint8)
     for start in range(0, len(inputs), _ROWS):
         h = np.asarray(inputs[start:start + _ROWS], dtype=np.float32)
-        for layer in model.layers[:-1]:
-            h = np.clip(requantize(accumulate(h, layer.weight), layer), 0, ACTIVATION_MAX)
-        y = requantize(accumulate(h, model.layers[-1].weight), model.layers[-1])
+        for i, (w, (m, offset, inv)) in enumerate(zip(weights, constants)):
+            y = (h @ w).astype(np.float64)
+            y *= m
+            y += offset
+            y *= inv
+            np.floor(y, out=y)
+            if i < len(weights) - 1:
+                np.maximum(y, 0, out=y)
+                h = np.minimum(y, ACTIVATION_MAX, out=y).astype(np.float32)
+        np.maximum(y, low, out=y)
+        np.minimum(y, high, out=y)
         rows = slice(start, start + len(h))
-        mean[rows], scale[rows], step[rows] = _outputs(y, c)
+        mean[rows] = y[:, :c]
+        scale[rows] = y[:, c:2 * c]
+        step[rows] = y[:, 2 * c:]
     return mean, scale, step
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from progs_codec.coder import (ReferenceAnsDecoder, bernoulli_frequencies, categorical_model,
                                check_finished, decode_bits, decode_symbols, encode_bits,
-                               encode_symbols, open_decoder, pop_by_table, read_escapes,
+                               encode_symbols, open_decoder, pop_by_table, EscapeReader,
                                reference_encode, write_escapes)
 from progs_codec.errors import FormatError, ProgsError, TruncatedError
 from progs_codec.tables import PRECISION
@@ -82,9 +82,10 @@ def test_escape_round_trip(escapes):
     mags = np.array([m for m, _ in escapes], np.int64)
     neg = np.array([s for _, s in escapes], bool)
     data = write_escapes(mags, neg)
-    values, used = read_escapes(data, len(escapes))
-    assert used == len(data)
-    assert values.tolist() == [-m if s else m for m, s in escapes]
+    reader = EscapeReader(data)
+    got_mags, got_neg = reader.read(len(escapes))
+    assert reader.bytes_used == len(data)
+    assert np.array_equal(got_mags, mags) and np.array_equal(got_neg, neg)
 
 
 def test_escape_code_bits():
@@ -96,7 +97,7 @@ def test_escape_code_bits():
 @given(st.binary(max_size=20), st.integers(0, 40))
 def test_escape_reader_on_garbage_raises_only_progs_errors(data, count):
     try:
-        read_escapes(data, count)
+        EscapeReader(data).read(count)
     except ProgsError:
         pass
 
@@ -104,9 +105,9 @@ def test_escape_reader_on_garbage_raises_only_progs_errors(data, count):
 def test_escape_reader_truncation():
     data = write_escapes(np.array([1000]), np.array([False]))
     with pytest.raises(TruncatedError):
-        read_escapes(data[:-1], 1)
+        EscapeReader(data[:-1]).read(1)
     with pytest.raises(FormatError):
-        read_escapes(bytes(8), 1)
+        EscapeReader(bytes(8)).read(1)
 
 
 @settings(max_examples=30, deadline=None)

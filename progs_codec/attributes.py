@@ -1,0 +1,352 @@
+"""Entropy model and attribute coding of a level (spec 7).
+
+Per level: contexts for every anchor and channel in one vectorized pass (hash grid, spec 5,
+then the integer MLP, spec 6); then per group, quantization around the predicted mean and
+rANS coding with the frequency table of the predicted scale (spec 7.2-7.5).
+
+>>> from progs_codec.model import AttributeDims
+>>> dims = AttributeDims(feature=4, scaling=2, num_offsets=1)
+>>> model = random_entropy_model(dims, hidden=(8,))
+>>> coords = np.array([[0, 1, 2], [3, 3, 3]], np.int32)
+>>> prediction = level_contexts(model, coords, None, depth=2)
+>>> attrs = sample_attributes(model, prediction, dims, np.random.default_rng(0))
+>>> payloads, decoded = encode_level_attributes(model, prediction, dims, *attrs)
+>>> again = decode_level_attributes(model, prediction, dims, payloads, level=1)
+>>> all(np.array_equal(a, b) for a, b in zip(decoded, again))
+True
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+
+from .coder import (EscapeReader, check_finished, open_decoder, pop_by_table, push_by_table,
+                    scale_models, write_escapes)
+from .context_model import ContextModel, parse_context_model, predict, write_context_model
+from .errors import FormatError, LimitError, ModelError, TruncatedError
+from .hashgrid import PRESETS, HashGrid, hash_features, parse_hash_grid, random_hash_grid, \
+    write_hash_grid
+from .model import ATTRIBUTE_GROUPS, AttributeDims
+from .tables import STEP_MULTIPLIER_BITS, load_tables
+
+__all__ = [
+    "FIXED_POINT_BITS",
+    "VALUE_LIMIT",
+    "BLOCK_ANCHORS",
+    "MAX_BASE_STEP",
+    "EntropyModel",
+    "Prediction",
+    "write_entropy_model",
+    "parse_entropy_model",
+    "level_contexts",
+    "group_steps",
+    "quantize_attributes",
+    "encode_level_attributes",
+    "decode_level_attributes",
+    "random_entropy_model",
+    "sample_attributes",
+]
+
+FIXED_POINT_BITS = 16          # attribute values are integers in units of 2**-16 (7.2)
+VALUE_LIMIT = (1 << 24) - 1    # |value| <= VALUE_LIMIT units, so float32 holds it exactly
+BLOCK_ANCHORS = 4096           # symbols are grouped by table within blocks of anchors (7.4)
+MAX_BASE_STEP = 1 << 20
+_UNIT = 2.0 ** -FIXED_POINT_BITS
+_BASE_STEPS = struct.Struct("<3I")
+_WORD_COUNT = struct.Struct("<I")
+
+
+@dataclass(frozen=True, eq=False)
+class EntropyModel:
+    """Everything that turns structure into probabilities (spec 5, 6, 7.2).
+
+    Attributes:
+        hash_grid: the binarized hash grid (spec 5).
+        context_model: the integer context MLP (spec 6); its input width is twice the grid's
+            feature width (own position, parent position).
+        base_steps: ``(feature, scaling, offsets)`` quantization steps in units of ``2**-16``,
+            each in ``1..2**20``.
+    """
+
+    hash_grid: HashGrid
+    context_model: ContextModel
+    base_steps: tuple[int, int, int]
+
+    def __post_init__(self):
+        if self.context_model.input_width != 2 * self.hash_grid.config.feature_width:
+            raise ModelError(f"context model takes {self.context_model.input_width} inputs, "
+                             f"the grid gives 2 x {self.hash_grid.config.feature_width}")
+        if len(self.base_steps) != 3 or not all(1 <= int(s) <= MAX_BASE_STEP
+                                                for s in self.base_steps):
+            raise ModelError(f"base_steps must be 3 integers in 1..{MAX_BASE_STEP}, "
+                             f"got {self.base_steps}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntropyModel):
+            return NotImplemented
+        return (self.hash_grid == other.hash_grid and self.context_model == other.context_model
+                and tuple(self.base_steps) == tuple(other.base_steps))
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Context-model outputs of one level (spec 6.4), ``[N, C]`` each, channels in spec 3.1
+    order: ``mean`` int32 (units of ``2**-16``), ``scale_index`` uint8, ``step_index`` uint8."""
+
+    mean: np.ndarray
+    scale_index: np.ndarray
+    step_index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+def write_entropy_model(model: EntropyModel) -> tuple[bytes, bytes]:
+    """The ``hash_grid`` and ``context_mlp`` parts of ``HEAD`` (spec 5.4, 7.1)."""
+    return (write_hash_grid(model.hash_grid),
+            _BASE_STEPS.pack(*model.base_steps) + write_context_model(model.context_model))
+
+
+def parse_entropy_model(hash_grid_part: bytes, context_part: bytes,
+                        dims: AttributeDims) -> EntropyModel:
+    """Parse the two parts; errors are :class:`FormatError` naming ``HEAD`` and the part."""
+    grid = parse_hash_grid(hash_grid_part)
+    context_part = bytes(context_part)
+    if len(context_part) < _BASE_STEPS.size:
+        raise TruncatedError("context_mlp part too short", chunk="HEAD", field="context_mlp")
+    steps = _BASE_STEPS.unpack_from(context_part)
+    if not all(1 <= s <= MAX_BASE_STEP for s in steps):
+        raise LimitError(f"base steps {steps} not in 1..{MAX_BASE_STEP}", chunk="HEAD",
+                         field="context_mlp")
+    context = parse_context_model(context_part[_BASE_STEPS.size:], dims.channels)
+    if context.input_width != 2 * grid.config.feature_width:
+        raise FormatError(f"context model takes {context.input_width} inputs, the hash grid "
+                          f"gives 2 x {grid.config.feature_width}", chunk="HEAD",
+                          field="context_mlp")
+    return EntropyModel(grid, context, steps)
+
+
+def _unique_rows(parent_coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal consecutive rows (children of one parent): the rows and an inverse."""
+    if len(parent_coords) == 0:
+        return parent_coords, np.zeros(0, np.intp)
+    new = np.ones(len(parent_coords), bool)
+    new[1:] = (parent_coords[1:] != parent_coords[:-1]).any(axis=1)
+    return parent_coords[new], np.cumsum(new) - 1
+
+
+def level_contexts(model: EntropyModel, coords: np.ndarray, parent_coords: np.ndarray | None,
+                   depth: int) -> Prediction:
+    """Mean, scale index and step index of every anchor and channel (spec 6.1, 6.4).
+
+    Args:
+        model: the entropy model.
+        coords: ``[N, 3]`` voxel coordinates at ``depth``.
+        parent_coords: ``[N, 3]`` each anchor's parent at ``depth - 1``, or ``None`` for
+            level 1 (the parent half of the input is then zero).
+        depth: octree depth of the level.
+    """
+    grid = model.hash_grid
+    width = grid.config.feature_width
+    inputs = np.zeros((len(coords), 2 * width), np.float32)
+    inputs[:, :width] = hash_features(grid, coords, depth)
+    if parent_coords is not None:
+        parents, inverse = _unique_rows(np.asarray(parent_coords))
+        inputs[:, width:] = hash_features(grid, parents, depth - 1)[inverse]
+    return Prediction(*predict(model.context_model, inputs))
+
+
+def group_steps(base_step: int) -> np.ndarray:
+    """Spec 7.2: ``step[i] = max(1, (base_step * multiplier[i] + 2**11) >> 12)``, ``[32]``."""
+    mult = load_tables().step_multipliers
+    return np.maximum(1, (base_step * mult + (1 << (STEP_MULTIPLIER_BITS - 1)))
+                      >> STEP_MULTIPLIER_BITS)
+
+
+def _group_slices(dims: AttributeDims) -> dict[str, slice]:
+    out, start = {}, 0
+    for group, n in dims.group_channels().items():
+        out[group] = slice(start, start + n)
+        start += n
+    return out
+
+
+def _check_attributes(dims: AttributeDims, n: int, feature, scaling, offsets) -> dict:
+    arrays = {}
+    for group, arr, shape in (("feature", feature, (n, dims.feature)),
+                              ("scaling", scaling, (n, dims.scaling)),
+                              ("offsets", offsets, (n, dims.num_offsets, 3))):
+        arr = np.asarray(arr)
+        if arr.shape != shape:
+            raise ModelError(f"{group} has shape {arr.shape}, expected {shape}")
+        if not np.isfinite(arr).all():
+            raise ModelError(f"{group} holds non-finite values")
+        arrays[group] = arr.reshape(n, shape[1] * (shape[2] if len(shape) > 2 else 1))
+    return arrays
+
+
+def quantize_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
+                        feature, scaling, offsets) -> dict[str, np.ndarray]:
+    """Symbols of each group, ``[N, C_g] int64`` (spec 7.2).
+
+    ``k = floor((x - mean) / step + 1/2)`` with ``x`` the value in units of ``2**-16``,
+    clamped so that ``|mean + k * step| <= VALUE_LIMIT``. A decoded value re-quantizes to
+    its own symbol, so re-encoding decoded attributes reproduces the payload.
+    """
+    arrays = _check_attributes(dims, len(prediction), feature, scaling, offsets)
+    out = {}
+    for g, (group, cols) in enumerate(_group_slices(dims).items()):
+        mean = prediction.mean[:, cols].astype(np.int64)
+        step = group_steps(model.base_steps[g])[prediction.step_index[:, cols]]
+        x = np.clip(arrays[group].astype(np.float64) * (1 << FIXED_POINT_BITS),
+                    -4.0 * VALUE_LIMIT, 4.0 * VALUE_LIMIT)
+        k = np.floor((x - mean) / step + 0.5).astype(np.int64)
+        out[group] = np.clip(k, -((VALUE_LIMIT + mean) // step), (VALUE_LIMIT - mean) // step)
+    return out
+
+
+def _blocks(n: int):
+    for start in range(0, n, BLOCK_ANCHORS):
+        yield slice(start, min(start + BLOCK_ANCHORS, n))
+
+
+def _encode_group(symbols: np.ndarray, scale_index: np.ndarray) -> bytes:
+    """Spec 7.4, 7.6: u32 word count, words, escape section."""
+    half = load_tables().half_widths[scale_index]
+    escape = np.abs(symbols) > half
+    index = np.where(escape, 2 * half + 1, symbols + half).astype(np.int32)
+    models = scale_models()
+    coder = constriction.stream.stack.AnsCoder()
+    for rows in reversed(list(_blocks(len(symbols)))):
+        push_by_table(coder, index[rows].ravel(), scale_index[rows].ravel(), models)
+    words = coder.get_compressed().astype("<u4")
+    escapes = write_escapes(np.abs(symbols[escape]) - half[escape] - 1, symbols[escape] < 0)
+    return _WORD_COUNT.pack(len(words)) + words.tobytes() + escapes
+
+
+def encode_level_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
+                            feature, scaling, offsets
+                            ) -> tuple[dict[str, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Quantize and code one level's attributes (spec 7).
+
+    Args:
+        model, prediction: the entropy model and this level's :func:`level_contexts`.
+        dims: attribute dimensions.
+        feature: ``[N, F] float32``; scaling: ``[N, S] float32``; offsets: ``[N, K, 3] float32``.
+
+    Returns:
+        The three group payloads by group name, and the dequantized ``(feature, scaling,
+        offsets)`` float32 arrays: exactly what the decoder returns.
+
+    Raises:
+        ModelError: wrong shapes or non-finite values.
+    """
+    symbols = quantize_attributes(model, prediction, dims, feature, scaling, offsets)
+    payloads, decoded = {}, []
+    for g, (group, cols) in enumerate(_group_slices(dims).items()):
+        k = symbols[group]
+        payloads[group] = _encode_group(k, prediction.scale_index[:, cols])
+        step = group_steps(model.base_steps[g])[prediction.step_index[:, cols]]
+        value = prediction.mean[:, cols] + k * step
+        decoded.append(value.astype(np.float32) * np.float32(_UNIT))
+    n = len(prediction)
+    return payloads, (decoded[0], decoded[1], decoded[2].reshape(n, dims.num_offsets, 3))
+
+
+def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
+                  step_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Spec 7.4-7.6 for one group; raises :class:`FormatError` without location."""
+    payload = bytes(payload)
+    if len(payload) < _WORD_COUNT.size:
+        raise TruncatedError("group payload shorter than its word count")
+    (count,) = _WORD_COUNT.unpack_from(payload)
+    end = _WORD_COUNT.size + 4 * count
+    if end > len(payload):
+        raise TruncatedError(f"group payload declares {count} words, holds "
+                             f"{(len(payload) - _WORD_COUNT.size) // 4}")
+    coder = open_decoder(np.frombuffer(payload, "<u4", count, _WORD_COUNT.size))
+    escapes = EscapeReader(payload[end:])
+    half_widths = load_tables().half_widths.astype(np.int32)
+    models = scale_models()
+    out = np.empty(mean.shape, np.float32)
+    for rows in _blocks(len(mean)):
+        scale = scale_index[rows]
+        index = pop_by_table(coder, scale.ravel(), models).reshape(scale.shape)
+        half = half_widths[scale]
+        k = index - half
+        escape = k > half                                 # index 2T + 1
+        if escape.any():
+            k = k.astype(np.int64)
+            magnitude, negative = escapes.read(int(np.count_nonzero(escape)))
+            k[escape] = np.where(negative, -1, 1) * (magnitude + half[escape] + 1)
+        value = k * steps[step_index[rows]]
+        value += mean[rows]
+        if value.size and max(-value.min(), value.max()) > VALUE_LIMIT:
+            raise LimitError(f"a decoded value exceeds {VALUE_LIMIT} units")
+        np.multiply(value, _UNIT, out=out[rows], casting="unsafe")
+    check_finished(coder)
+    if escapes.bytes_used != len(payload) - end:
+        raise FormatError(f"escape section is {len(payload) - end} bytes, its escapes need "
+                          f"{escapes.bytes_used}")
+    return out
+
+
+def decode_level_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
+                            payloads: dict[str, bytes], *, level: int
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode one level's three group payloads (spec 7).
+
+    Returns ``(feature [N, F], scaling [N, S], offsets [N, K, 3])``, float32.
+
+    Raises:
+        FormatError: (or a subclass) naming ``chunk="LEVL {level}"`` and ``field=group`` when a
+            payload is truncated, holds unused data or decodes to values out of range.
+    """
+    out = []
+    for g, (group, cols) in enumerate(_group_slices(dims).items()):
+        try:
+            out.append(_decode_group(payloads[group], prediction.mean[:, cols],
+                                     prediction.scale_index[:, cols],
+                                     prediction.step_index[:, cols],
+                                     group_steps(model.base_steps[g])))
+        except FormatError as e:
+            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+    return out[0], out[1], out[2].reshape(len(prediction), dims.num_offsets, 3)
+
+
+def random_entropy_model(dims: AttributeDims, *, preset: str = "small", seed: int = 0,
+                         hidden: tuple[int, ...] = (64, 64)) -> EntropyModel:
+    """A valid random model with realistic outputs, for tests and synthetic scenes.
+
+    A random float MLP is scaled so that means, scale indices and step indices spread over
+    plausible ranges, then exported to integers (:mod:`progs_codec.entropy_export`).
+    """
+    from .entropy_export import export_context_model, synthetic_float_mlp  # imports this module
+
+    rng = np.random.default_rng(seed)
+    grid = random_hash_grid(PRESETS[preset], seed=seed)
+    coords = rng.integers(0, 1 << 8, (2048, 3))
+    width = grid.config.feature_width
+    calibration = np.concatenate([hash_features(grid, coords, 8),
+                                  hash_features(grid, coords >> 1, 7)], axis=1)
+    calibration[:256, width:] = 0                         # roots have no parent
+    base_steps = (1 << 11, 1 << 6, 1 << 10)               # 1/32, 1/1024, 1/64
+    layers = synthetic_float_mlp(calibration, dims, hidden, base_steps, rng)
+    return EntropyModel(grid, export_context_model(layers, calibration), base_steps)
+
+
+def sample_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attributes drawn from the model's own predicted Gaussians (float32)."""
+    scales = load_tables().scales
+    out = []
+    for g, (group, cols) in enumerate(_group_slices(dims).items()):
+        step = group_steps(model.base_steps[g])[prediction.step_index[:, cols]]
+        std = scales[prediction.scale_index[:, cols]] * step
+        value = prediction.mean[:, cols] + std * rng.standard_normal(std.shape)
+        out.append((np.clip(value, -VALUE_LIMIT, VALUE_LIMIT) * _UNIT).astype(np.float32))
+    return out[0], out[1], out[2].reshape(len(prediction), dims.num_offsets, 3)

@@ -1,0 +1,251 @@
+"""Float context MLP -> integer :class:`ContextModel`, and the rate it costs (spec 6.6).
+
+A *float context MLP* is a list of ``(W [out, in] float32, b [out] float32)`` layers with ReLU
+between them. It sees the grid features as ``inputs / 127`` and outputs, per channel, the mean
+in value units, the scale position (a real-valued index into the scale table) and the step
+position (a real-valued index into the step-multiplier table). Export quantizes weights per
+output channel to int8, biases to int32, and folds the scales into each channel's
+requantization multiplier and shift; hidden activation scales come from calibration inputs.
+
+>>> from progs_codec.model import AttributeDims
+>>> rng = np.random.default_rng(0)
+>>> inputs = rng.integers(-127, 128, (256, 8))
+>>> layers = synthetic_float_mlp(inputs, AttributeDims(2, 1, 1), (16,), (64, 64, 64), rng)
+>>> export_context_model(layers, inputs).channels
+6
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attributes import (FIXED_POINT_BITS, EntropyModel, Prediction, encode_level_attributes,
+                         group_steps, quantize_attributes)
+from .context_model import (ACTIVATION_MAX, MAX_SHIFT, ContextLayer, ContextModel, predict)
+from .model import AttributeDims
+from .tables import NUM_SCALES, NUM_STEPS, PRECISION, STEP_ONE_INDEX, load_tables
+
+__all__ = [
+    "FloatLayers",
+    "RateGap",
+    "float_predict",
+    "export_context_model",
+    "synthetic_float_mlp",
+    "float_sample_attributes",
+    "float_model_bits",
+    "ideal_bits",
+    "rate_gap",
+]
+
+FloatLayers = list[tuple[np.ndarray, np.ndarray]]
+_MAX_MULTIPLIER = (1 << 16) - 1
+_MAX_BIAS = (1 << 31) - 1
+_MIN_PROBABILITY = 2.0 ** -30     # floor of the float model's likelihood (as in training)
+
+
+def float_predict(layers: FloatLayers, inputs: np.ndarray):
+    """Float forward pass: ``(mean [N, C] value units, scale position, step position)``."""
+    h = np.asarray(inputs, np.float64) / ACTIVATION_MAX
+    for i, (w, b) in enumerate(layers):
+        h = h @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+    c = h.shape[1] // 3
+    return h[:, :c], h[:, c:2 * c], h[:, 2 * c:]
+
+
+def _multiplier_and_shift(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel ``m / 2**s ~= real`` with ``m <= 65535``, ``s <= 40``, ``s`` maximal."""
+    with np.errstate(divide="ignore"):
+        shift = np.floor(np.log2(_MAX_MULTIPLIER / real))
+    shift = np.clip(np.nan_to_num(shift, posinf=MAX_SHIFT), 0, MAX_SHIFT).astype(np.int64)
+    mult = np.round(np.ldexp(real, shift))
+    over = mult > _MAX_MULTIPLIER                     # log2 rounding put us one too high
+    shift[over] -= 1
+    mult = np.round(np.ldexp(real, shift))
+    if (mult > _MAX_MULTIPLIER).any() or (shift < 0).any():
+        raise ValueError("a requantization factor exceeds 65535: rescale the float model")
+    return mult.astype(np.uint16), shift.astype(np.uint8)
+
+
+def export_context_model(layers: FloatLayers, calibration_inputs: np.ndarray) -> ContextModel:
+    """Quantize a float context MLP to the integer model of spec 6.
+
+    Args:
+        layers: ``[(W [out, in] float32, b [out] float32), ...]``, last ``out = 3 C``.
+        calibration_inputs: ``[N, in]`` integer grid features (own and parent) of
+            representative anchors: they set each hidden layer's activation scale.
+
+    Returns:
+        The :class:`ContextModel`. Weight scales are per output channel (``max |W_j| / 127``);
+        hidden activation scales are ``max activation / 127`` over the calibration set; mean
+        outputs come out in units of ``2**-16``, scale and step positions in table units.
+    """
+    channels = layers[-1][0].shape[0] // 3
+    x = np.asarray(calibration_inputs, np.float64) / ACTIVATION_MAX
+    in_scale = 1.0 / ACTIVATION_MAX
+    out = []
+    for i, (w, b) in enumerate(layers):
+        w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
+        # per-channel weight scale, widened where the bias would not fit an int32
+        w_scale = np.maximum(np.abs(w).max(axis=1) / ACTIVATION_MAX,
+                             np.abs(b) / (in_scale * _MAX_BIAS))
+        w_scale[w_scale == 0] = 1.0
+        if i == len(layers) - 1:
+            out_scale = np.concatenate([np.full(channels, 2.0 ** -FIXED_POINT_BITS),
+                                        np.ones(2 * channels)])
+        else:
+            x = np.maximum(x @ w.T + b, 0.0)
+            out_scale = np.full(len(b), max(float(x.max(initial=0.0)), 1e-12) / ACTIVATION_MAX)
+        weight = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int8)
+        bias = np.clip(np.round(b / (w_scale * in_scale)), -_MAX_BIAS, _MAX_BIAS)
+        mult, shift = _multiplier_and_shift(w_scale * in_scale / out_scale)
+        out.append(ContextLayer(weight, bias.astype(np.int32), mult, shift))
+        in_scale = float(out_scale[0])
+    return ContextModel(tuple(out), channels)
+
+
+def synthetic_float_mlp(calibration_inputs: np.ndarray, dims: AttributeDims,
+                        hidden: tuple[int, ...], base_steps: tuple[int, int, int],
+                        rng: np.random.Generator) -> FloatLayers:
+    """A random float MLP whose outputs look like a trained one's on ``calibration_inputs``.
+
+    Hidden layers are He-initialised; the last layer is rescaled per channel so that means
+    sit around plausible values (features 0, log scalings -4, offsets 0) and vary by a few
+    quantization steps, scale positions spread around 20 (about 1.2 steps) and step
+    positions around the unit multiplier.
+    """
+    h = np.asarray(calibration_inputs, np.float64) / ACTIVATION_MAX
+    widths = [h.shape[1], *hidden]
+    layers = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        w = rng.normal(0, math.sqrt(2.0 / n_in), (n_out, n_in)).astype(np.float32)
+        b = rng.normal(0, 0.1, n_out).astype(np.float32)
+        layers.append((w, b))
+        h = np.maximum(h @ w.T.astype(np.float64) + b, 0.0)
+    c = dims.channels
+    counts = list(dims.group_channels().values())
+    step = np.repeat(np.asarray(base_steps, np.float64) * 2.0 ** -FIXED_POINT_BITS, counts)
+    centre = np.concatenate([np.repeat([0.0, -4.0, 0.0], counts) + rng.normal(0, 0.5, c),
+                             rng.normal(20, 4, c), rng.normal(STEP_ONE_INDEX, 1.5, c)])
+    spread = np.concatenate([3.0 * step, np.full(c, 5.0), np.full(c, 2.0)])
+    w = rng.normal(0, 1, (3 * c, widths[-1]))
+    z = h @ w.T
+    gain = spread / np.maximum(z.std(axis=0), 1e-9)
+    layers.append(((w * gain[:, None]).astype(np.float32),
+                   (centre - z.mean(axis=0) * gain).astype(np.float32)))
+    return layers
+
+
+def float_sample_attributes(layers: FloatLayers, inputs: np.ndarray, base_steps,
+                            dims: AttributeDims, rng: np.random.Generator):
+    """Attributes drawn from the float model's own Gaussians: ``(feature, scaling, offsets)``."""
+    mean, sigma, step = _float_gaussians(layers, inputs, base_steps, dims)
+    values = (mean + sigma * step * rng.standard_normal(mean.shape)) * 2.0 ** -FIXED_POINT_BITS
+    return _split(values.astype(np.float32), dims)
+
+
+def _split(values: np.ndarray, dims: AttributeDims):
+    f, s = dims.feature, dims.scaling
+    return (values[:, :f], values[:, f:f + s],
+            values[:, f + s:].reshape(len(values), dims.num_offsets, 3))
+
+
+def _float_gaussians(layers: FloatLayers, inputs: np.ndarray, base_steps, dims: AttributeDims):
+    """Float model's mean (units of ``2**-16``), std (steps) and step (units) per channel.
+
+    Scales are log-interpolated between table entries; the step is the table step at the
+    rounded step position, so float and integer models quantize on the same grid.
+    """
+    mean, scale_pos, step_pos = float_predict(layers, inputs)
+    scales = load_tables().scales
+    ratio = math.log(scales[-1] / scales[0]) / (NUM_SCALES - 1)
+    sigma = scales[0] * np.exp(np.clip(scale_pos, 0, NUM_SCALES - 1) * ratio)
+    step_index = np.clip(np.floor(step_pos + 0.5), 0, NUM_STEPS - 1).astype(np.int64)
+    group = np.repeat(np.arange(3), list(dims.group_channels().values()))
+    steps = np.stack([group_steps(b) for b in base_steps])         # [3, 32]
+    return mean * (1 << FIXED_POINT_BITS), sigma, steps[group, step_index]
+
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _gaussian_bits(k: np.ndarray, sigma: np.ndarray) -> float:
+    """``-sum log2 P(k)`` for zero-mean Gaussians discretized to integers."""
+    a = (np.abs(k) - 0.5) / (sigma * math.sqrt(2.0))
+    b = (np.abs(k) + 0.5) / (sigma * math.sqrt(2.0))
+    upper = _erfc(b).astype(np.float64)
+    p = np.where(k == 0, 1.0 - upper, 0.5 * (_erfc(np.maximum(a, 0)).astype(np.float64) - upper))
+    return float(-np.log2(np.maximum(p, _MIN_PROBABILITY)).sum())
+
+
+def float_model_bits(layers: FloatLayers, inputs: np.ndarray, base_steps, dims: AttributeDims,
+                     feature, scaling, offsets) -> float:
+    """Rate the float model estimates for these attributes (its training objective)."""
+    mean, sigma, step = _float_gaussians(layers, inputs, base_steps, dims)
+    values = np.concatenate([np.asarray(a, np.float64).reshape(len(mean), -1)
+                             for a in (feature, scaling, offsets)], axis=1)
+    k = np.floor((values * (1 << FIXED_POINT_BITS) - mean) / step + 0.5)
+    return _gaussian_bits(k.ravel(), sigma.ravel())
+
+
+def ideal_bits(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
+               feature, scaling, offsets) -> float:
+    """Cross-entropy of the integer model's own symbols under its integer tables, plus the
+    escape bits: what a perfect entropy coder would spend (spec 7.3-7.5)."""
+    tables = load_tables()
+    symbols = quantize_attributes(model, prediction, dims, feature, scaling, offsets)
+    log_freq = [np.log2(f) for f in tables.frequencies]
+    bits, start = 0.0, 0
+    for k in symbols.values():
+        scale = prediction.scale_index[:, start:start + k.shape[1]].ravel()
+        start += k.shape[1]
+        k = k.ravel()
+        half = tables.half_widths[scale]
+        escape = np.abs(k) > half
+        index = np.where(escape, 2 * half + 1, k + half)
+        for t in np.unique(scale):
+            bits += float((PRECISION - log_freq[t][index[scale == t]]).sum())
+        magnitude = np.abs(k[escape]) - half[escape]          # exp-Golomb of m - 1, + sign
+        bits += float((2 * np.floor(np.log2(magnitude)) + 2).sum())
+    return bits
+
+
+@dataclass(frozen=True)
+class RateGap:
+    """Bits of one attribute set under the float model, the integer model, and as coded."""
+
+    float_bits: float
+    ideal_bits: float
+    coded_bits: int
+
+    @property
+    def export_gap(self) -> float:
+        """Relative size of the coded payloads over the float model's estimate."""
+        return self.coded_bits / self.float_bits - 1.0
+
+    @property
+    def coder_overhead(self) -> float:
+        """Relative size of the coded payloads over the integer model's cross-entropy."""
+        return self.coded_bits / self.ideal_bits - 1.0
+
+
+def rate_gap(layers: FloatLayers, model: EntropyModel, inputs: np.ndarray, dims: AttributeDims,
+             feature, scaling, offsets) -> RateGap:
+    """Compare the float model's estimated bits with the integer model's real coded bits.
+
+    Args:
+        layers: the float context MLP that ``model.context_model`` was exported from.
+        model: the integer entropy model.
+        inputs: ``[N, in]`` integer context inputs (own and parent grid features).
+        dims, feature, scaling, offsets: the attributes to code.
+    """
+    prediction = Prediction(*predict(model.context_model, inputs))
+    payloads, _ = encode_level_attributes(model, prediction, dims, feature, scaling, offsets)
+    return RateGap(float_model_bits(layers, inputs, model.base_steps, dims,
+                                    feature, scaling, offsets),
+                   ideal_bits(model, prediction, dims, feature, scaling, offsets),
+                   8 * sum(len(p) for p in payloads.values()))
