@@ -27,10 +27,10 @@ import numpy as np
 from .coder import (EscapeReader, check_finished, open_decoder, pop_by_table, push_by_table,
                     scale_models, write_escapes)
 from .context_model import ContextModel, parse_context_model, predict, write_context_model
-from .errors import FormatError, LimitError, ModelError, TruncatedError
+from .errors import FormatError, LimitError, ModelError
 from .hashgrid import PRESETS, HashGrid, hash_features, parse_hash_grid, random_hash_grid, \
     write_hash_grid
-from .model import ATTRIBUTE_GROUPS, AttributeDims
+from .model import AttributeDims
 from .tables import STEP_MULTIPLIER_BITS, load_tables
 
 __all__ = [
@@ -117,7 +117,7 @@ def parse_entropy_model(hash_grid_part: bytes, context_part: bytes,
     grid = parse_hash_grid(hash_grid_part)
     context_part = bytes(context_part)
     if len(context_part) < _BASE_STEPS.size:
-        raise TruncatedError("context_mlp part too short", chunk="HEAD", field="context_mlp")
+        raise FormatError("context_mlp part too short", chunk="HEAD", field="context_mlp")
     steps = _BASE_STEPS.unpack_from(context_part)
     if not all(1 <= s <= MAX_BASE_STEP for s in steps):
         raise LimitError(f"base steps {steps} not in 1..{MAX_BASE_STEP}", chunk="HEAD",
@@ -262,11 +262,11 @@ def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
     """Spec 7.4-7.6 for one group; raises :class:`FormatError` without location."""
     payload = bytes(payload)
     if len(payload) < _WORD_COUNT.size:
-        raise TruncatedError("group payload shorter than its word count")
+        raise FormatError("group payload shorter than its word count")
     (count,) = _WORD_COUNT.unpack_from(payload)
     end = _WORD_COUNT.size + 4 * count
     if end > len(payload):
-        raise TruncatedError(f"group payload declares {count} words, holds "
+        raise LimitError(f"group payload declares {count} words, holds "
                              f"{(len(payload) - _WORD_COUNT.size) // 4}")
     coder = open_decoder(np.frombuffer(payload, "<u4", count, _WORD_COUNT.size))
     escapes = EscapeReader(payload[end:])

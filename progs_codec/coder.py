@@ -20,7 +20,7 @@ import functools
 import constriction
 import numpy as np
 
-from .errors import FormatError, TruncatedError
+from .errors import FormatError
 from .tables import PRECISION, load_tables
 
 __all__ = [
@@ -176,8 +176,8 @@ def write_escapes(magnitudes: np.ndarray, negative: np.ndarray) -> bytes:
 class EscapeReader:
     """Reads escapes written by :func:`write_escapes`, in order, from one escape section.
 
-    Raises :class:`TruncatedError` when the bits run out and :class:`FormatError` on a code
-    with more than :data:`MAX_ESCAPE_ZEROS` leading zeros.
+    Raises :class:`FormatError` when the bits run out or a code has more than
+    :data:`MAX_ESCAPE_ZEROS` leading zeros.
 
     >>> EscapeReader(write_escapes(np.array([0, 4]), np.array([False, True]))).read(2)
     (array([0, 4]), array([False,  True]))
@@ -199,11 +199,11 @@ class EscapeReader:
             one = bits.find("1", pos, pos + MAX_ESCAPE_ZEROS + 1)
             if one < 0:
                 if len(bits) - pos <= MAX_ESCAPE_ZEROS:
-                    raise TruncatedError("escape section ends inside an escape")
+                    raise FormatError("escape section ends inside an escape")
                 raise FormatError(f"escape with more than {MAX_ESCAPE_ZEROS} leading zeros")
             end = 2 * one - pos + 1                  # past the value bits
             if end + 1 > len(bits):
-                raise TruncatedError("escape section ends inside an escape")
+                raise FormatError("escape section ends inside an escape")
             magnitudes[i] = int(bits[one:end], 2) - 1
             negative[i] = bits[end] == "1"
             pos = end + 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError, LimitError, ModelError, TruncatedError
+from .errors import FormatError, LimitError, ModelError
 from .tables import NUM_SCALES, NUM_STEPS
 
 __all__ = [
@@ -248,12 +248,12 @@ def parse_context_model(data: bytes, channels: int, *, field: str = "context_mlp
 
     data = bytes(data)
     if len(data) < _HEAD.size:
-        raise fail(TruncatedError, "context model too short")
+        raise fail(FormatError, "context model too short")
     count, width = _HEAD.unpack_from(data)
     if not 1 <= count <= MAX_LAYERS:
         raise fail(LimitError, f"{count} layers, expected 1..{MAX_LAYERS}")
     if len(data) < _HEAD.size + 2 * count:
-        raise fail(TruncatedError, "context model too short for its layer widths")
+        raise fail(FormatError, "context model too short for its layer widths")
     outs = np.frombuffer(data, "<u2", count, _HEAD.size).tolist()
     ins = [width] + outs[:-1]
     if any(not 1 <= n <= MAX_WIDTH for n in ins) or outs[-1] != 3 * channels:

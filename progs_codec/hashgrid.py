@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .coder import decode_bits, encode_bits
-from .errors import FormatError, LimitError, ModelError, TruncatedError
+from .errors import FormatError, LimitError, ModelError
 
 __all__ = [
     "HashGridConfig",
@@ -282,11 +282,11 @@ def parse_hash_grid(data: bytes) -> HashGrid:
 
     data = bytes(data)
     if len(data) < _HEAD.size:
-        raise fail(TruncatedError, "hash_grid part too short")
+        raise fail(FormatError, "hash_grid part too short")
     f, n3, log2_3d, n2, log2_2d = _HEAD.unpack_from(data)
     end = _HEAD.size + 2 * (n3 + n2) + _COUNTS.size
     if len(data) < end:
-        raise fail(TruncatedError, "hash_grid part too short for its resolutions")
+        raise fail(FormatError, "hash_grid part too short for its resolutions")
     res = np.frombuffer(data, "<u2", n3 + n2, _HEAD.size).tolist()
     cfg = HashGridConfig(tuple(res[:n3]), log2_3d, tuple(res[n3:]), log2_2d, f)
     problems = cfg.problems()

@@ -1,15 +1,13 @@
 """Tests for progs_codec.coder (spec 7.4-7.6)."""
 
-import constriction
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from progs_codec.coder import (ReferenceAnsDecoder, bernoulli_frequencies, categorical_model,
-                               check_finished, decode_bits, decode_symbols, encode_bits,
-                               encode_symbols, open_decoder, pop_by_table, EscapeReader,
-                               reference_encode, write_escapes)
-from progs_codec.errors import FormatError, ProgsError, TruncatedError
+from progs_codec.coder import (EscapeReader, ReferenceAnsDecoder, bernoulli_frequencies,
+                               categorical_model, decode_bits, decode_symbols, encode_bits,
+                               encode_symbols, open_decoder, reference_encode, write_escapes)
+from progs_codec.errors import FormatError, ProgsError
 from progs_codec.tables import PRECISION
 
 
@@ -104,7 +102,7 @@ def test_escape_reader_on_garbage_raises_only_progs_errors(data, count):
 
 def test_escape_reader_truncation():
     data = write_escapes(np.array([1000]), np.array([False]))
-    with pytest.raises(TruncatedError):
+    with pytest.raises(FormatError):
         EscapeReader(data[:-1]).read(1)
     with pytest.raises(FormatError):
         EscapeReader(bytes(8)).read(1)
