@@ -1,0 +1,132 @@
+"""Canonical decoded output (spec 10): layout, prefix property, the reference command."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from progs_codec import decode, encode
+from progs_codec.canonical import (
+    DUMP_MAGIC,
+    DumpError,
+    Record,
+    canonical_dump,
+    canonical_records,
+    digest,
+    error_class,
+    main,
+    split_dump,
+)
+from progs_codec.container import LEVL
+from progs_codec.errors import (
+    ChecksumError,
+    FormatError,
+    LimitError,
+    TruncatedError,
+    UnsupportedError,
+)
+from progs_codec.level import parse_level_chunk
+from progs_codec.model import AttributeDims
+from progs_codec.testing import synthetic_model
+
+DIMS = AttributeDims(feature=3, scaling=2, num_offsets=2)
+
+
+@pytest.fixture(scope="module")
+def stream() -> bytes:
+    return encode(synthetic_model(150, 3, seed=4, dims=DIMS, attribute_coding="raw"))
+
+
+def _level_payloads(stream: bytes) -> list[bytes]:
+    pos, payloads = 10, []
+    while pos < len(stream):
+        (length,) = struct.unpack_from("<I", stream, pos + 4)
+        if stream[pos: pos + 4] == LEVL:
+            payloads.append(stream[pos + 8: pos + 8 + length])
+        pos += 12 + length
+    return payloads
+
+
+def test_records_follow_spec_layout(stream):
+    model = decode(stream)
+    records = split_dump(canonical_dump(model))
+    expected = ["FRAM", "GMLP"] + [f"{t} {k}" for k in (1, 2, 3) for t in ("STRC", "POSN", "ATTR")]
+    assert [r.name for r in records] == expected
+    assert len(records[0].payload) == 26
+    channels = DIMS.channels
+    for k, level in enumerate(model.levels, start=1):
+        strc, posn, attr = records[3 * k - 1: 3 * k + 2]
+        n = len(level)
+        assert struct.unpack_from("<II", strc.payload) == (k, n)
+        assert len(strc.payload) == 8 + 17 * n
+        assert len(posn.payload) == 12 * n and len(attr.payload) == 4 * n * channels
+        start = model.num_anchors(k - 1) if k > 1 else 0
+        np.testing.assert_array_equal(np.frombuffer(posn.payload, "<f4").reshape(n, 3),
+                                      model.positions(k)[start:])
+        parents = np.frombuffer(strc.payload, "<i4", n, 8 + 12 * n)
+        np.testing.assert_array_equal(parents, level.parent_index)
+
+
+def test_raw_attr_record_is_the_raw_group_payloads(stream):
+    records = {r.name: r for r in split_dump(canonical_dump(decode(stream)))}
+    model = decode(stream)
+    for k, payload in enumerate(_level_payloads(stream), start=1):
+        chunk = parse_level_chunk(payload, level=k, frame=model.frame,
+                                  previous_count=len(model.levels[k - 2]) if k > 1 else 0)
+        raw = b"".join(chunk.group_payloads[g] for g in ("feature", "scaling", "offsets"))
+        assert records[f"ATTR {k}"].payload == raw
+
+
+def test_lod_dumps_are_prefixes(stream):
+    dumps = [canonical_dump(decode(stream, max_lod=k)) for k in (1, 2, 3)]
+    assert dumps[1].startswith(dumps[0]) and dumps[2].startswith(dumps[1])
+    assert len({digest(d) for d in dumps}) == 3
+
+
+def test_header_only_prefix_has_no_level_records(stream):
+    first_level = _level_payloads(stream)[0]
+    cut = stream.index(first_level) + 5
+    records = split_dump(canonical_dump(decode(stream[:cut])))
+    assert [r.name for r in records] == ["FRAM", "GMLP"]
+
+
+def test_no_mlps_gives_empty_gmlp():
+    model = synthetic_model(20, 1, seed=0, dims=DIMS, attribute_coding="raw", gaussian_mlps=False)
+    assert split_dump(canonical_dump(model))[1] == Record("GMLP", 0, b"")
+
+
+def test_symbols_required_only_for_entropy(stream):
+    with pytest.raises(ValueError):
+        canonical_records(decode(stream), symbols=[{}, {}, {}])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: b"X" + d[1:],                       # magic
+    lambda d: d[:-1],                             # record shorter than its length
+    lambda d: d[:len(DUMP_MAGIC) + 5],            # inside a record header
+    lambda d: DUMP_MAGIC + d[len(DUMP_MAGIC) + 12 + 26:],   # GMLP first
+])
+def test_split_dump_rejects_malformed(stream, damage):
+    with pytest.raises(DumpError):
+        split_dump(damage(canonical_dump(decode(stream, max_lod=1))))
+
+
+def test_error_classes():
+    assert [error_class(e("x")) for e in (FormatError, ChecksumError, TruncatedError,
+                                          UnsupportedError, LimitError)] == \
+        ["format", "checksum", "truncated", "unsupported", "limit"]
+
+
+def test_reference_command(stream, tmp_path, capsys):
+    source, out = tmp_path / "s.progs", tmp_path / "out.dump"
+    source.write_bytes(stream)
+    assert main([str(source), "2", str(out)]) == 0
+    assert out.read_bytes() == canonical_dump(decode(stream, max_lod=2))
+    assert main([str(source), "99", str(out)]) == 0       # capped at num_levels
+    assert out.read_bytes() == canonical_dump(decode(stream))
+    source.write_bytes(stream[:40] + bytes([stream[40] ^ 1]) + stream[41:])
+    assert main([str(source), "3", str(out)]) == 2
+    assert "error-class: checksum" in capsys.readouterr().err
+    assert main([str(source), "0", str(out)]) == 64
+    assert main([str(source)]) == 64
+
