@@ -28,3 +28,23 @@ def test_bad_stream_is_one_line_and_status_2(tmp_path):
 def test_missing_file_is_status_1(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "nope.progs")]) == 1
     assert "No such file" in capsys.readouterr().err
+
+
+def test_render_and_export_commands(tmp_path, capsys):
+    from PIL import Image
+
+    from progs_codec.splats import read_splats
+
+    path = tmp_path / "s.progs"
+    path.write_bytes(encode(synthetic_model(300, 3, 0, attribute_coding="raw")))
+    assert main(["render", str(path), "--lod", "1", "3", "--orbit", "2", "--size", "24",
+                 "-o", str(tmp_path / "frames")]) == 0
+    sheet = Image.open(tmp_path / "frames" / "contact_sheet.png")
+    assert sheet.size == (2 * 24, 2 * 24)  # one row per LoD, one column per view
+    assert sorted(p.name for p in (tmp_path / "frames").glob("lod*.png")) == [
+        "lod1_view00.png", "lod1_view01.png", "lod3_view00.png", "lod3_view01.png"]
+    assert main(["decode", str(path), "--max-lod", "2", "-o", str(tmp_path / "out.ply"),
+                 "--sh-degree", "1"]) == 0
+    assert read_splats(tmp_path / "out.ply").sh_degree == 1
+    assert main(["render", str(path), "--lod", "5", "-o", str(tmp_path / "x")]) == 2
+    assert "LoD 5 is not available" in capsys.readouterr().err
