@@ -29,7 +29,7 @@ def test_decode_path_does_not_import_torch():
     import subprocess
     import sys
     code = ("import sys, progs_codec; from progs_codec.testing import synthetic_model; "
-            "m = synthetic_model(300, 3, 0, attribute_coding=\"raw\"); progs_codec.decode(progs_codec.encode(m)); "
+            "m = synthetic_model(300, 3, 0); progs_codec.decode(progs_codec.encode(m)); "
             "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
             "('torch', 'gsplat', 'plyfile', 'scipy')); print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
