@@ -1,0 +1,180 @@
+"""The trainable ProGS model: anchors of every level, generation MLPs, grid and context model.
+
+Anchors sit at voxel centres of their level (positions are not trained, they are what the
+stream stores); each has a feature, a 6-channel log scaling (offset scale, Gaussian scale) and
+``K`` offsets, as in Scaffold-GS. Neural Gaussians come from :func:`progs_codec.gaussians.
+generate_gaussians_torch` (the decoder's math). The binarized hash grid and the context MLP
+predict each attribute channel's mean, scale and step from the anchor's and its parent's
+integer grid features (spec 5-7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from progs_codec.gaussians import NeuralGaussians, generate_gaussians_torch
+from progs_codec.hashgrid import PRESETS, HashGridConfig
+from progs_codec.model import AttributeDims
+
+from .context_torch import ContextMLP, rate_bits, step_size
+from .hashgrid_torch import GridLookup, HashGridTorch, grid_lookup
+from .octree_ops import AnchorTree, anchor_positions, parent_index
+
+__all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the model. ``base_steps`` are near HAC's quantization steps per group (feature,
+    scaling, offsets) in attribute units; the context model scales them by 0.25..3.7."""
+
+    dims: AttributeDims = AttributeDims()
+    hidden_width: int = 32
+    use_distance: bool = True
+    grid: HashGridConfig = field(default_factory=lambda: PRESETS["small"])
+    context_hidden: tuple[int, ...] = (64, 64)
+    base_steps: tuple[float, float, float] = (1.0, 1 / 1024, 3 / 16)  # exact in 2**-16 units
+
+
+def mlp(n_in: int, hidden: int, n_out: int) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, n_out))
+
+
+class AnchorModel(torch.nn.Module):
+    """Anchors of ``tree`` with their attributes and every network (see module docstring)."""
+
+    def __init__(self, tree: AnchorTree, config: ModelConfig = ModelConfig(), *,
+                 device: str | torch.device = "cpu", seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.config = config
+        dims = config.dims
+        n_in = dims.feature + 3 + int(config.use_distance)
+        k = dims.num_offsets
+        self.opacity_mlp = mlp(n_in, config.hidden_width, k)
+        self.color_mlp = mlp(n_in, config.hidden_width, 3 * k)
+        self.covariance_mlp = mlp(n_in, config.hidden_width, 7 * k)
+        self.grid = HashGridTorch(config.grid, seed=seed)
+        steps = np.repeat(config.base_steps, [dims.feature, dims.scaling, 3 * k])
+        self.register_buffer("base_step", torch.tensor(steps, dtype=torch.float32))
+        # The mean outputs start in units of a few steps of their group.
+        self.context = ContextMLP(2 * config.grid.feature_width, dims.channels,
+                                  config.context_hidden,
+                                  mean_scale=torch.tensor(steps, dtype=torch.float32) * 4)
+        self.to(device)
+        self.device = torch.device(device)
+        voxel = tree.frame.root_voxel_size / np.exp2(tree.level - 1)
+        log_voxel = torch.tensor(np.log(voxel), dtype=torch.float32)[:, None].repeat(1, 6)
+        self.set_anchors(tree, torch.zeros(len(tree), dims.feature), log_voxel,
+                         torch.zeros(len(tree), k, 3))
+
+    def set_anchors(self, tree: AnchorTree, feature: torch.Tensor, scaling: torch.Tensor,
+                    offsets: torch.Tensor) -> None:
+        """Replace the anchors (after growth or pruning); the caller rebuilds optimizer state."""
+        dev = self.device
+        self.tree = tree
+        self.feature = torch.nn.Parameter(feature.detach().to(dev).contiguous())
+        self.scaling = torch.nn.Parameter(scaling.detach().to(dev).contiguous())
+        self.offsets = torch.nn.Parameter(offsets.detach().to(dev).contiguous())
+        self.positions = torch.tensor(anchor_positions(tree), dtype=torch.float32, device=dev)
+        self.level = torch.tensor(tree.level, device=dev)
+        self.parent = torch.tensor(parent_index(tree), device=dev)
+        depth = tree.frame.base_depth + tree.level - 1
+        self._own_lookup: GridLookup = grid_lookup(self.config.grid, tree.coords, depth, dev)
+        roots = tree.level == 1
+        parent_coords = np.where(roots[:, None], 0, tree.coords >> 1)
+        self._parent_lookup = grid_lookup(self.config.grid, parent_coords,
+                                          np.maximum(depth - 1, 0), dev)
+        self._is_root = torch.tensor(roots, device=dev)
+
+    def anchor_parameters(self) -> list[torch.nn.Parameter]:
+        return [self.feature, self.scaling, self.offsets]
+
+    def network_parameters(self) -> dict[str, list[torch.nn.Parameter]]:
+        return {"mlps": [*self.opacity_mlp.parameters(), *self.color_mlp.parameters(),
+                         *self.covariance_mlp.parameters()],
+                "grid": [self.grid.latent],
+                "context": list(self.context.parameters())}
+
+    def attributes(self) -> torch.Tensor:
+        """All channels ``[N, C]`` in spec 3.1 order (feature, scaling, offsets)."""
+        return torch.cat([self.feature, self.scaling, self.offsets.flatten(1)], 1)
+
+    def context_inputs(self) -> torch.Tensor:
+        """Integer grid features of every anchor and its parent, ``[N, 2W]`` in [-127, 127]
+        (roots: parent half zero, spec 7)."""
+        own = self.grid(self._own_lookup)
+        parent = self.grid(self._parent_lookup) * (~self._is_root)[:, None]
+        return torch.cat([own, parent], 1) * 127.0
+
+    def predict(self, inputs: torch.Tensor):
+        """``(mean, scale_idx, step)`` per channel, step in attribute units."""
+        mean, scale_idx, step_idx = self.context(inputs)
+        return mean, scale_idx, step_size(self.base_step, step_idx)
+
+    def quantized_attributes(self, mode: str, subset: torch.Tensor | None = None):
+        """Attributes as rendering should see them, and their bits on ``subset``.
+
+        ``mode``: ``"none"`` (raw, no rate), ``"noise"`` (uniform noise of one step around the
+        value, HAC) or ``"round"`` (rounded around the predicted mean with a straight-through
+        gradient, as the codec will). Returns ``(attrs [N, C], bits [n, C] or None)``.
+        """
+        x = self.attributes()
+        if mode == "none":
+            return x, None
+        mean, scale_idx, step = self.predict(self.context_inputs())
+        if mode == "noise":
+            xq = x + (torch.rand_like(x) - 0.5) * step
+        elif mode == "round":
+            k = (x - mean) / step
+            xq = mean + (k + (torch.floor(k + 0.5) - k).detach()) * step
+        else:
+            raise ValueError(f"unknown quantization mode {mode!r}")
+        rows = slice(None) if subset is None else subset
+        bits = rate_bits(xq[rows], mean[rows], scale_idx[rows], step[rows])
+        return xq, bits
+
+    def split(self, attrs: torch.Tensor):
+        dims = self.config.dims
+        f, s = dims.feature, dims.scaling
+        return attrs[:, :f], attrs[:, f:f + s], attrs[:, f + s:].reshape(-1, dims.num_offsets, 3)
+
+    def gaussians(self, attrs: torch.Tensor, camera_center: torch.Tensor, lod: int
+                  ) -> tuple[NeuralGaussians, torch.Tensor]:
+        """Neural Gaussians of LoD ``lod`` and the anchor index (into all anchors) of each."""
+        members = torch.nonzero(self.level <= lod).squeeze(1)
+        feature, scaling, offsets = self.split(attrs[members])
+        g = generate_gaussians_torch(self.positions[members], feature, scaling, offsets,
+                                     camera_center, opacity_mlp=self.opacity_mlp,
+                                     color_mlp=self.color_mlp,
+                                     covariance_mlp=self.covariance_mlp,
+                                     use_distance=self.config.use_distance)
+        return g, members[g.anchor_index]
+
+    def gaussian_means(self) -> np.ndarray:
+        """``[N, K, 3]`` centres of every anchor's Gaussians (numpy, for growth)."""
+        with torch.no_grad():
+            s = torch.exp(self.scaling[:, :3])
+            return (self.positions[:, None] + self.offsets * s[:, None]).cpu().numpy()
+
+    def num_levels(self) -> int:
+        return self.tree.frame.num_levels
+
+
+def default_base_depth(points: np.ndarray, num_levels: int, target_anchors: int) -> int:
+    """Base depth whose finest level holds about ``target_anchors`` occupied voxels."""
+    points = np.asarray(points, np.float64)
+    extent = float((points.max(0) - points.min(0)).max()) or 1.0
+    best = 0
+    for finest in range(max(1, num_levels - 1), 22):
+        voxel = extent / 2 ** finest
+        count = len(np.unique(np.floor((points - points.min(0)) / voxel).astype(np.int64), axis=0))
+        best = finest
+        if count >= target_anchors:
+            break
+    return max(0, best - num_levels + 1)
+
