@@ -3,8 +3,10 @@
 Any decoder can write the dump, so two decoders agree exactly when their dumps' SHA-256
 digests do; conformance (``conformance/``) compares digests. The dump is a sequence of
 records ``tag | u64 length | payload``: ``FRAM``, ``GMLP``, then per decoded level ``STRC``,
-``POSN``, (entropy coding only) ``SYMB``, and ``ATTR``. The dump of LoD ``k`` is a prefix of
-the dump of LoD ``k + 1``.
+``POSN``, (entropy coding only) ``CTXT`` and ``SYMB``, and ``ATTR``. The dump of LoD ``k`` is
+a prefix of the dump of LoD ``k + 1``. Everything is computed from a decoded
+:class:`~progs_codec.model.ProgsModel`: contexts are recomputed from the structure (spec 6)
+and symbols recovered exactly from the dequantized values (spec 7.2).
 
 Run as the reference conformance decoder (spec 10.4)::
 
@@ -23,7 +25,7 @@ import hashlib
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -55,10 +57,7 @@ _FRAM = struct.Struct("<3ffBBBBHHH")
 _STRC_HEAD = struct.Struct("<II")
 _GMLP_HEAD = struct.Struct("<BH")
 #: Tags of the records that belong to a level, in dump order (spec 10.2).
-LEVEL_TAGS = ("STRC", "POSN", "SYMB", "ATTR")
-
-#: Symbols of one level: group name -> ``[N, C_g]`` integers (spec 10.2, record ``SYMB``).
-LevelSymbols = Mapping[str, np.ndarray]
+LEVEL_TAGS = ("STRC", "POSN", "CTXT", "SYMB", "ATTR")
 
 
 class DumpError(ProgsError, ValueError):
@@ -101,7 +100,33 @@ def _mlp_record(model: ProgsModel) -> Record:
     return Record("GMLP", 0, b"".join(parts))
 
 
-def _level_records(model: ProgsModel, k: int, symbols: LevelSymbols | None) -> list[Record]:
+def _entropy_records(model: ProgsModel, k: int) -> list[Record]:
+    """``CTXT`` and ``SYMB`` of level ``k`` of an entropy-coded model (spec 10.2)."""
+    from .attributes import FIXED_POINT_BITS, group_steps, level_contexts
+
+    level, entropy = model.levels[k - 1], model.entropy_model
+    parent_coords = None if k == 1 else model.levels[k - 2].coords[level.parent_index]
+    prediction = level_contexts(entropy, level.coords, parent_coords, model.frame.depth(k))
+    ctxt = b"".join([prediction.mean.astype("<i4").tobytes(),
+                     prediction.scale_index.astype("u1").tobytes(),
+                     prediction.step_index.astype("u1").tobytes()])
+    symbols, start, n = [], 0, len(level)
+    for g, (group, width) in enumerate(model.dims.group_channels().items()):
+        cols = slice(start, start + width)
+        start += width
+        # V * 2**-16 is exact in binary32 (7.1), so V and then k are recovered exactly.
+        fixed = np.ldexp(level.attributes(group).reshape(n, width).astype(np.float64),
+                         FIXED_POINT_BITS).astype(np.int64)
+        step = group_steps(entropy.base_steps[g])[prediction.step_index[:, cols]]
+        k_times_step = fixed - prediction.mean[:, cols]
+        if (k_times_step % step).any():
+            raise ValueError(f"level {k} {group}: values are not mean + k * step; "
+                             f"dump only decoded models")
+        symbols.append((k_times_step // step).astype("<i4").tobytes())
+    return [Record("CTXT", k, ctxt), Record("SYMB", k, b"".join(symbols))]
+
+
+def _level_records(model: ProgsModel, k: int) -> list[Record]:
     level = model.levels[k - 1]
     n, channels = len(level), model.dims.group_channels()
     strc = b"".join([_STRC_HEAD.pack(k, n),
@@ -112,44 +137,34 @@ def _level_records(model: ProgsModel, k: int, symbols: LevelSymbols | None) -> l
     origin = np.asarray(model.frame.origin, np.float64)
     centres = origin + (level.coords.astype(np.float64) + 0.5) * model.frame.voxel_size(k)
     records = [Record("STRC", k, strc), Record("POSN", k, centres.astype("<f4").tobytes())]
-    if symbols is not None:
-        records.append(Record("SYMB", k, b"".join(
-            np.ascontiguousarray(np.asarray(symbols[g]).reshape(n, channels[g]), "<i4").tobytes()
-            for g in ATTRIBUTE_GROUPS)))
+    if model.entropy_model is not None:
+        records += _entropy_records(model, k)
     records.append(Record("ATTR", k, b"".join(
         np.ascontiguousarray(level.attributes(g).reshape(n, channels[g]), "<f4").tobytes()
         for g in ATTRIBUTE_GROUPS)))
     return records
 
 
-def canonical_records(model: ProgsModel, *,
-                      symbols: Sequence[LevelSymbols] | None = None) -> list[Record]:
+def canonical_records(model: ProgsModel) -> list[Record]:
     """The records of the dump of ``model``'s decoded levels (spec 10.2).
 
     Args:
-        model: a decoded model; every level in ``model.levels`` is dumped.
-        symbols: for entropy-coded streams, one mapping per level from group name to the
-            decoded integer symbols, ``[N, C_g]`` (spec 7); ``None`` for raw coding.
+        model: a decoded model (as :func:`progs_codec.decode` returns it); every level in
+            ``model.levels`` is dumped.
 
     Raises:
-        ValueError: ``symbols`` is missing for an entropy-coded model, or given for a raw one.
+        ValueError: an entropy-coded model whose values are not dequantized symbols (it was
+            not decoded from a stream).
     """
-    entropy = model.entropy_model is not None
-    if entropy != (symbols is not None):
-        raise ValueError("symbols are required for entropy-coded models and only for them")
-    if symbols is not None and len(symbols) != model.lod:
-        raise ValueError(f"symbols for {len(symbols)} levels, the model has {model.lod}")
-    records = [_frame_record(model, int(entropy)), _mlp_record(model)]
+    records = [_frame_record(model, int(model.entropy_model is not None)), _mlp_record(model)]
     for k in range(1, model.lod + 1):
-        records += _level_records(model, k, None if symbols is None else symbols[k - 1])
+        records += _level_records(model, k)
     return records
 
 
-def canonical_dump(model: ProgsModel, *,
-                   symbols: Sequence[LevelSymbols] | None = None) -> bytes:
+def canonical_dump(model: ProgsModel) -> bytes:
     """The canonical dump (spec 10): magic, then the records of :func:`canonical_records`."""
-    records = canonical_records(model, symbols=symbols)
-    return DUMP_MAGIC + b"".join(r.to_bytes() for r in records)
+    return DUMP_MAGIC + b"".join(r.to_bytes() for r in canonical_records(model))
 
 
 def split_dump(data: bytes) -> list[Record]:
@@ -200,12 +215,7 @@ def decode_to_dump(stream: bytes, max_lod: int) -> bytes:
     """Decode LoD ``max_lod`` (capped by the stream's levels) and return its dump."""
     from .codec import decode
 
-    model = decode(stream, max_lod=max_lod)
-    symbols = None
-    if model.entropy_model is not None:
-        from .attributes import level_symbols
-        symbols = level_symbols(model)
-    return canonical_dump(model, symbols=symbols)
+    return canonical_dump(decode(stream, max_lod=max_lod))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

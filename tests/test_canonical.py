@@ -95,11 +95,6 @@ def test_no_mlps_gives_empty_gmlp():
     assert split_dump(canonical_dump(model))[1] == Record("GMLP", 0, b"")
 
 
-def test_symbols_required_only_for_entropy(stream):
-    with pytest.raises(ValueError):
-        canonical_records(decode(stream), symbols=[{}, {}, {}])
-
-
 @pytest.mark.parametrize("damage", [
     lambda d: b"X" + d[1:],                       # magic
     lambda d: d[:-1],                             # record shorter than its length
