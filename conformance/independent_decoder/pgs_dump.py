@@ -30,7 +30,10 @@ def write_dump(decoded):
                            + lv.octant.astype("u1").tobytes()))
         size = h.root_voxel_size / 2.0 ** (lv.level - 1)
         out.append(_record(b"POSN", (origin + (lv.coords + 0.5) * size).astype("<f4").tobytes()))
-        if lv.symbols is not None:
+        if lv.contexts is not None:
+            mean, scale, step = lv.contexts
+            out.append(_record(b"CTXT", mean.astype("<i4").tobytes() + scale.astype("u1").tobytes()
+                               + step.astype("u1").tobytes()))
             out.append(_record(b"SYMB", b"".join(s.astype("<i4").tobytes() for s in lv.symbols)))
         out.append(_record(b"ATTR", b"".join(v.astype("<f4").tobytes() for v in lv.values)))
     return b"".join(out)

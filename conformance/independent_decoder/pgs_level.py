@@ -14,6 +14,7 @@ class DecodedLevel:
     coords: np.ndarray      # [N, 3] int64
     parent: np.ndarray      # [N] int64, -1 at level 1
     octant: np.ndarray      # [N] int64, 0 at level 1
+    contexts: object        # None (raw coding) or (mean, scale_index, step_index) [N, C]
     symbols: object         # None (raw coding) or three [N, C_g] int64 arrays
     values: list            # three [N, C_g] float32 arrays: feature, scaling, offsets
 
@@ -120,9 +121,9 @@ def decode_level(payload, k, head, previous):
     else:
         coords, parent, octant = _children(structure, n, previous)
     if head.attribute_coding == 0:
-        symbols, values = None, _raw(groups, n, head.group_channels)
+        ctx, symbols, values = None, None, _raw(groups, n, head.group_channels)
     else:
         from pgs_entropy import decode_attributes
         parent_coords = None if k == 1 else previous.coords[parent]
-        symbols, values = decode_attributes(groups, head, k, coords, parent_coords)
-    return DecodedLevel(k, coords, parent, octant, symbols, values)
+        ctx, symbols, values = decode_attributes(groups, head, k, coords, parent_coords)
+    return DecodedLevel(k, coords, parent, octant, ctx, symbols, values)
