@@ -446,6 +446,39 @@ def v_entropy_empty() -> bytes:
     return _entropy(structure, _grid_model(HashGridConfig((2,), 4, (3,), 4, 1), dims, 37), 37)
 
 
+def _padding_bits(section: bytes) -> int:
+    """Padding bits at the end of an escape section: after the last code, all zero (7.5)."""
+    bits, pos = "".join(f"{b:08b}" for b in section), 0
+    while "1" in bits[pos:]:
+        z = bits.index("1", pos) - pos
+        pos += 2 * z + 2
+    return len(bits) - pos
+
+
+def v_nonzero_padding() -> bytes:
+    """Every padding bit set to 1: of the structure sections and of the escape sections.
+    Decoders ignore padding (1.2)."""
+    stream = _entropy_base()
+    base_depth = decode(stream, max_lod=1).frame.base_depth
+
+    def change(chunks):
+        for k, chunk in enumerate((c for c in chunks if c[0] == b"LEVL"), start=1):
+            fields, structure, groups = split_level(chunk[1])
+            used = fields[2] * (3 * base_depth if k == 1 else 23)
+            structure = bytearray(structure)
+            if len(structure) * 8 > used:
+                structure[-1] |= (1 << (len(structure) * 8 - used)) - 1
+            padded = []
+            for group in groups:
+                (m,) = struct.unpack_from("<I", group)
+                section = bytearray(group[4 + 4 * m:])
+                if section:
+                    section[-1] |= (1 << _padding_bits(section)) - 1
+                padded.append(group[: 4 + 4 * m] + bytes(section))
+            chunk[1] = join_level(fields, bytes(structure), padded)
+    return edit(stream, change)
+
+
 def v_trained_plant() -> bytes:
     return PLANT.read_bytes()
 
@@ -505,6 +538,8 @@ VECTORS = [
            ("6.2", "6.5"), v_entropy_deep_mlp),
     Vector("entropy-two-blocks", "4100 anchors in one level: two symbol blocks (7.5).",
            ("7.4", "7.5"), v_entropy_blocks),
+    Vector("nonzero-padding", "Every padding bit of the structure and escape sections is 1; "
+           "decoders ignore padding.", ("1.2", "4.3", "4.4", "7.5"), v_nonzero_padding),
     Vector("entropy-empty-groups", "scaling_dim 0 (an empty group) and levels without "
            "anchors, entropy coded.", ("7.6",), v_entropy_empty),
 ]
