@@ -88,7 +88,7 @@ def decode_level(payload, k, head, previous):
     depth = head.base_depth + k - 1
     if k == 1:
         if n < 1:
-            fail("level 1 has no anchors")
+            fail("level 1 has no anchors", "limit")
         if n > 1 << (3 * depth):
             fail("more roots than voxels", "limit")
         needed = (3 * depth * n + 7) // 8
