@@ -1129,11 +1129,12 @@ file is written by `generate.py`; edit that, not this.
 
 ## Run it against your decoder
 ```
-pip install ./progs_codec                      # from a checkout of this repository
-progs-codec conformance run --decoder "/path/to/your-decoder --some-flag" --results out.json
-# or, without the CLI: python -m progs_codec.conformance --decoder "..." --suite conformance
+git clone <this repository> progs && cd progs && pip install .
+progs-codec conformance run --decoder "/path/to/your-decoder --its-flags" --results out.json
+python -m json.tool out.json      # every case, passed or not, with the reason
 ```
-The exit status is 0 only when every case passes; `out.json` lists every case with its reason.
+The exit status is 0 only when every case passes. `python -m progs_codec.conformance` takes
+the same options (`--suite DIR`, `--select REGEX`, `--timeout S`, `--jobs N`).
 
 ## The decoder command (spec 10.4)
 The runner calls `CMD INPUT MAX_LOD OUTPUT`. The decoder decodes levels `1..MAX_LOD` of the
