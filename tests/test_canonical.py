@@ -125,3 +125,29 @@ def test_reference_command(stream, tmp_path, capsys):
     assert main([str(source), "0", str(out)]) == 64
     assert main([str(source)]) == 64
 
+
+
+def test_entropy_records_hold_contexts_and_symbols():
+    from progs_codec.attributes import level_contexts, quantize_attributes
+
+    model = decode(encode(synthetic_model(120, 2, seed=5, dims=DIMS, gaussian_mlps=False)))
+    records = {r.name: r.payload for r in split_dump(canonical_dump(model))}
+    n, c = len(model.levels[1]), DIMS.channels
+    level = model.levels[1]
+    prediction = level_contexts(model.entropy_model, level.coords,
+                                model.levels[0].coords[level.parent_index], model.frame.depth(2))
+    assert records["CTXT 2"] == (prediction.mean.astype("<i4").tobytes()
+                                 + prediction.scale_index.tobytes()
+                                 + prediction.step_index.tobytes())
+    symbols = quantize_attributes(model.entropy_model, prediction, DIMS, level.feature,
+                                  level.scaling, level.offsets)
+    assert records["SYMB 2"] == b"".join(symbols[g].astype("<i4").tobytes()
+                                         for g in ("feature", "scaling", "offsets"))
+    assert len(records["ATTR 2"]) == 4 * n * c
+
+
+def test_entropy_model_not_from_a_stream_is_refused():
+    # synthetic attributes are samples, not mean + k * step: there are no symbols to dump
+    model = synthetic_model(60, 1, seed=6, dims=DIMS, gaussian_mlps=False)
+    with pytest.raises(ValueError):
+        canonical_dump(model)
