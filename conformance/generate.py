@@ -1025,26 +1025,25 @@ def _toc(stream: bytes) -> list[tuple[int, int]]:
 
 
 def _cases(stream: bytes, num_levels: int, *, light: bool, cut_in_level_1: bool) -> list[dict]:
-    """Decoder calls of a vector: every LoD (the first two and last two of many), the range
-    requests of LoD 1 and the last LoD (8.2), a cut inside the last level (8.3). Each call
-    costs a process start, so ``light`` (for large streams) keeps only two."""
+    """Decoder calls of a vector: LoD 1 and the last LoD of the whole stream, the range
+    request (8.2) of the LoD before the last, and a cut inside the last level (8.3). Every
+    call costs a process start; the dump of the last LoD covers the levels in between, since
+    each LoD's dump is a prefix of the next. ``light`` (large or slow streams) keeps two."""
     toc = _toc(stream)
     end = [offset + size for offset, size in toc]
-    lods = range(1, num_levels + 1)
-    if num_levels > 4:
-        lods = [1, 2, num_levels - 1, num_levels]
+    last = num_levels
+    cases = [dict(name=f"lod-{last}", max_lod=last, bytes=None)]
     if light:
-        return _digests(stream, [dict(name=f"lod-{num_levels}", max_lod=num_levels, bytes=None),
-                                 dict(name="lod-1-range", max_lod=1, bytes=end[0])])
-    cases = [dict(name=f"lod-{k}", max_lod=k, bytes=None) for k in lods]
-    cases.append(dict(name="lod-1-range", max_lod=1, bytes=end[0]))
-    if num_levels > 1:
-        cases.append(dict(name=f"lod-{num_levels}-range", max_lod=num_levels, bytes=end[-1]))
-    last_start = toc[-1][0]
-    cases.append(dict(name=f"cut-inside-level-{num_levels}", max_lod=num_levels,
-                      bytes=(last_start + end[-1]) // 2))
-    if cut_in_level_1 and num_levels > 1:
-        cases.append(dict(name="cut-inside-level-1", max_lod=num_levels,
+        cases.append(dict(name="lod-1-range", max_lod=1, bytes=end[0]))
+        return _digests(stream, cases)
+    if last > 1:
+        cases.append(dict(name="lod-1", max_lod=1, bytes=None))
+    ranged = max(1, last - 1)
+    cases.append(dict(name=f"lod-{ranged}-range", max_lod=ranged, bytes=end[ranged - 1]))
+    cases.append(dict(name=f"cut-inside-level-{last}", max_lod=last,
+                      bytes=(toc[-1][0] + end[-1]) // 2))
+    if cut_in_level_1 and last > 1:
+        cases.append(dict(name="cut-inside-level-1", max_lod=last,
                           bytes=(toc[0][0] + end[0]) // 2))
     return _digests(stream, cases)
 
