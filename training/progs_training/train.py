@@ -1,6 +1,6 @@
 """The training loop: photometric LoD loss, anchor adjustment, quantization and rate phases.
 
-Schedule (HAC's, scaled to the iteration budget ``T``): plain training until ``noise_from T``;
+Schedule (HAC's order, scaled to the iteration budget ``T``; short budgets start noise later): plain training until ``noise_from T``;
 then attributes see uniform quantization noise of one predicted step; from ``rate_from T`` the
 entropy loss ``lambda * bits per attribute`` trains the grid and context model along with the
 anchors; from ``qat_from T`` the context model runs fake-quantized (int8 weights, 8-bit
@@ -52,8 +52,8 @@ class TrainConfig:
     infonce_weight: float = 0.01
     infonce_batch: int = 256
     rate_batch: int = 4096
-    noise_from: float = 0.1
-    rate_from: float = 0.33
+    noise_from: float = 0.3
+    rate_from: float = 0.5
     qat_from: float = 0.85
     grow_from: float = 0.05
     grow_until: float = 0.6
@@ -292,12 +292,12 @@ def train(data: SceneData, config: TrainConfig = TrainConfig(), *,
             if step % config.adjust_interval == 0:
                 info["adjust"] = _adjust(model, stats, optimizer, config, grow=True)
                 stats = _Stats(len(model.tree), config.model.dims.num_offsets, dev)
-        info.update(step=step, loss=float(loss), anchors=len(model.tree),
+        info.update(step=step, loss=float(loss.detach()), anchors=len(model.tree),
                     psnr={k: round(v, 2) for k, v in sorted(lod_psnr.items())})
         if "adjust" in info or step % max(1, iters // 50) == 0 or step == iters:
             log.append({**info, "seconds": round(time.time() - start, 2)})
-        if not math.isfinite(float(loss)):
-            raise TrainingError(f"loss became {float(loss)} at step {step}")
+        if not math.isfinite(info["loss"]):
+            raise TrainingError(f"loss became {info['loss']} at step {step}")
         if progress is not None:
             progress(step, info)
     model.context.calibrate(model.context_inputs().detach())
