@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from .coder import (EscapeReader, check_finished, open_decoder, pop_by_table, push_by_table,
+from .coder import (EscapeReader, check_finished, open_decoder, pop_grouped, push_by_table,
                     scale_models, write_escapes)
 from .context_model import ContextModel, parse_context_model, predict, write_context_model
 from .errors import FormatError, LimitError, ModelError
@@ -259,7 +259,15 @@ def encode_level_attributes(model: EntropyModel, prediction: Prediction, dims: A
 
 def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
                   step_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Spec 7.4-7.6 for one group; raises :class:`FormatError` without location."""
+    """Spec 7.4-7.6 for one group; raises :class:`FormatError` without location.
+
+    Per block, the symbols come out of :func:`pop_grouped` in table order; ``k = i - T_s``
+    is formed there (``T_s`` is constant along a table's run), and one scatter puts the
+    ``k`` in raster order. Escapes are rare: their raster positions are the sorted
+    positions of the runs' escape indices. The values ``mean + k * step`` are formed in
+    int32 when the block's bound allows it (``max |k| * max step + 2**24 < 2**31``), else
+    in int64, and turned to binary32 exactly (``|V| < 2**24``, times a power of two).
+    """
     payload = bytes(payload)
     if len(payload) < _WORD_COUNT.size:
         raise FormatError("group payload shorter than its word count")
@@ -272,22 +280,38 @@ def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
     escapes = EscapeReader(payload[end:])
     half_widths = load_tables().half_widths.astype(np.int32)
     models = scale_models()
+    steps = np.asarray(steps, np.int64)
+    small_steps = steps.astype(np.int32)
     out = np.empty(mean.shape, np.float32)
     for rows in _blocks(len(mean)):
         scale = scale_index[rows]
-        index = pop_by_table(coder, scale.ravel(), models).reshape(scale.shape)
-        half = half_widths[scale]
-        k = index - half
-        escape = k > half                                 # index 2T + 1
+        flat = scale.ravel()
+        grouped, order, tables, counts = pop_grouped(coder, flat, models)
+        half = np.repeat(half_widths[tables], counts)
+        grouped -= half                                   # k; the escape index gives T + 1
+        escape = grouped > half
+        k = np.empty(len(flat), np.int32)
+        k[order] = grouped
+        k = k.reshape(scale.shape)
+        block_steps = small_steps
         if escape.any():
             k = k.astype(np.int64)
-            magnitude, negative = escapes.read(int(np.count_nonzero(escape)))
-            k[escape] = np.where(negative, -1, 1) * (magnitude + half[escape] + 1)
-        value = k * steps[step_index[rows]]
+            block_steps = steps
+            where = np.sort(order[escape])
+            magnitude, negative = escapes.read(len(where))
+            k.ravel()[where] = np.where(negative, -1, 1) * (magnitude + half_widths[flat[where]]
+                                                            + 1)
+        elif (int(half_widths[tables].max(initial=0)) + 1) * int(steps.max()) \
+                >= (1 << 31) - (1 << 24):
+            k = k.astype(np.int64)
+            block_steps = steps
+        value = block_steps.take(step_index[rows])
+        value *= k
         value += mean[rows]
-        if value.size and max(-value.min(), value.max()) > VALUE_LIMIT:
+        if value.size and max(-int(value.min()), int(value.max())) > VALUE_LIMIT:
             raise LimitError(f"a decoded value exceeds {VALUE_LIMIT} units")
-        np.multiply(value, _UNIT, out=out[rows], casting="unsafe")
+        np.multiply(value, np.float32(_UNIT), out=out[rows], dtype=np.float32,
+                    casting="unsafe")
     check_finished(coder)
     if escapes.bytes_used != len(payload) - end:
         raise FormatError(f"escape section is {len(payload) - end} bytes, its escapes need "

@@ -30,6 +30,7 @@ __all__ = [
     "scale_models",
     "push_by_table",
     "pop_by_table",
+    "pop_grouped",
     "open_decoder",
     "check_finished",
     "encode_symbols",
@@ -83,14 +84,31 @@ def push_by_table(coder, symbols: np.ndarray, table_index: np.ndarray, models) -
 
 def pop_by_table(coder, table_index: np.ndarray, models) -> np.ndarray:
     """Pop one block pushed by :func:`push_by_table`: ``[n] int32`` symbols in given order."""
+    grouped, order, _, _ = pop_grouped(coder, table_index, models)
+    out = np.empty(len(table_index), np.int32)
+    out[order] = grouped
+    return out
+
+
+def pop_grouped(coder, table_index: np.ndarray, models):
+    """Pop one block pushed by :func:`push_by_table`, leaving the symbols in table order.
+
+    Returns ``(grouped, order, tables, counts)``: ``grouped [n] int32`` holds table
+    ``tables[0]``'s ``counts[0]`` symbols, then ``tables[1]``'s, ...; the symbol at
+    ``grouped[i]`` belongs at position ``order[i]`` (so ``out[order] = grouped`` gives
+    :func:`pop_by_table`'s result). ``tables`` lists the tables used, increasing.
+    """
+    table_index = np.asarray(table_index, np.uint8)
     order = np.argsort(table_index, kind="stable")
     counts = np.bincount(table_index, minlength=len(models))
-    out = np.empty(len(table_index), np.int32)
+    tables = np.flatnonzero(counts)
+    counts = counts[tables]
+    grouped = np.empty(len(table_index), np.int32)
     start = 0
-    for t in np.flatnonzero(counts):
-        out[order[start:start + counts[t]]] = coder.decode(models[t], int(counts[t]))
-        start += counts[t]
-    return out
+    for t, n in zip(tables.tolist(), counts.tolist()):
+        grouped[start:start + n] = coder.decode(models[t], n)
+        start += n
+    return grouped, order, tables, counts
 
 
 def open_decoder(words: np.ndarray):

@@ -46,7 +46,7 @@ MAX_OUTPUTS = 3 * 1280        # 3 C with C <= 1024 + 64 + 3 * 64 (spec 3.1)
 MAX_LAYERS = 8
 MAX_SHIFT = 40
 MAX_BIAS = (1 << 31) - 1
-_ROWS = 1024                  # rows per GEMM chunk: keeps activations in cache
+_ROWS = 512                   # rows per chunk: float64 buffers stay in a core's L2
 
 _HEAD = struct.Struct("<BH")
 
@@ -163,11 +163,28 @@ def _outputs(y: np.ndarray, channels: int):
             y[:, 2 * channels:].astype(np.uint8))
 
 
+def _fused_constants(layer: ContextLayer) -> tuple[np.ndarray, np.ndarray]:
+    """``a = m * 2**-s`` and ``b = (bias * m + 2**(s-1)) * 2**-s`` as float64, both exact.
+
+    For an integer accumulator ``acc`` (``|acc| < 2**24``, spec 6.3), ``acc * a`` is exact
+    (24 by 16 significant bits) and equals ``acc * m / 2**s``; ``acc * a + b`` is then the
+    exact sum ``(acc * m + bias * m + r) / 2**s``: its numerator is an integer below
+    ``2**49``, times a power of two, so binary64 represents it and the correctly rounded
+    addition returns it. ``floor`` of it is spec 6.2's ``y``, in two float64 passes.
+    """
+    m, offset, inv = _requant_constants(layer)
+    return m * inv, offset * inv
+
+
 def predict(model: ContextModel, inputs: np.ndarray):
     """Run the integer MLP (spec 6.2, 6.4).
 
     Sums run in float32 GEMM (exact by the bound of 6.3) and requantization in float64
-    (exact below ``2**53``), in row chunks that stay in cache.
+    (``floor(acc * a + b)``, exact: :func:`_fused_constants`), in row chunks that stay in
+    cache, with preallocated buffers; the last layer's three output blocks are computed
+    separately so that each is contiguous. The scale and step outputs need no ``floor``: clipping
+    to ``[0, 63]`` / ``[0, 31]`` commutes with it (integer bounds), and the cast to ``uint8``
+    of a nonnegative value truncates, which is ``floor``.
 
     Args:
         model: the context model.
@@ -177,31 +194,40 @@ def predict(model: ContextModel, inputs: np.ndarray):
         ``mean [N, C] int32`` (units of ``2**-16``), ``scale_index [N, C] uint8`` (0..63),
         ``step_index [N, C] uint8`` (0..31).
     """
-    c = model.channels
-    weights = [layer.weight.T.astype(np.float32) for layer in model.layers]
-    constants = [_requant_constants(layer) for layer in model.layers]
-    low, high = _output_bounds(c)
-    mean = np.empty((len(inputs), c), np.int32)
-    scale = np.empty((len(inputs), c), np.uint8)
-    step = np.empty((len(inputs), c), np.uint8)
-    for start in range(0, len(inputs), _ROWS):
-        h = np.asarray(inputs[start:start + _ROWS], dtype=np.float32)
-        for i, (w, (m, offset, inv)) in enumerate(zip(weights, constants)):
-            y = (h @ w).astype(np.float64)
-            y *= m
-            y += offset
-            y *= inv
+    c, n = model.channels, len(inputs)
+    hidden = [(layer.weight.T.astype(np.float32), *_fused_constants(layer))
+              for layer in model.layers[:-1]]
+    # the last layer as three [in, C] blocks (means, scale and step positions), computed as
+    # one batched product into [3, rows, C]: every output pass then runs on contiguous rows
+    last = model.layers[-1]
+    w_last = np.ascontiguousarray(last.weight.astype(np.float32).reshape(3, c, -1)
+                                  .transpose(0, 2, 1))
+    a_last, b_last = (v.reshape(3, 1, c) for v in _fused_constants(last))
+    rows = min(_ROWS, max(n, 1))
+    acc = [np.empty((rows, w.shape[1]), np.float32) for w, _, _ in hidden]
+    req = [np.empty((rows, w.shape[1]), np.float64) for w, _, _ in hidden]
+    act = [np.empty((rows, w.shape[1]), np.float32) for w, _, _ in hidden]
+    acc_last = np.empty((3, rows, c), np.float32)
+    req_last = np.empty((3, rows, c), np.float64)
+    outputs = (np.empty((n, c), np.int32), np.empty((n, c), np.uint8),
+               np.empty((n, c), np.uint8))
+    bounds = ((-MEAN_LIMIT, MEAN_LIMIT), (0, NUM_SCALES - 1), (0, NUM_STEPS - 1))
+    for start in range(0, n, rows):
+        h = np.asarray(inputs[start:start + rows], dtype=np.float32)
+        r = len(h)
+        for i, (w, a, b) in enumerate(hidden):
+            y = np.multiply(np.matmul(h, w, out=acc[i][:r]), a, out=req[i][:r])
+            y += b
             np.floor(y, out=y)
-            if i < len(weights) - 1:
-                np.maximum(y, 0, out=y)
-                h = np.minimum(y, ACTIVATION_MAX, out=y).astype(np.float32)
-        np.maximum(y, low, out=y)
-        np.minimum(y, high, out=y)
-        rows = slice(start, start + len(h))
-        mean[rows] = y[:, :c]
-        scale[rows] = y[:, c:2 * c]
-        step[rows] = y[:, 2 * c:]
-    return mean, scale, step
+            h = np.clip(y, 0, ACTIVATION_MAX, out=act[i][:r])
+        if r < rows:
+            acc_last, req_last = acc_last[:, :r], req_last[:, :r]
+        y = np.multiply(np.matmul(h, w_last, out=acc_last), a_last, out=req_last)
+        y += b_last
+        np.floor(y[0], out=y[0])
+        for out, part, (low, high) in zip(outputs, y, bounds):
+            np.clip(part, low, high, out=out[start:start + r], casting="unsafe")
+    return outputs
 
 
 def predict_reference(model: ContextModel, inputs: np.ndarray):

@@ -50,7 +50,8 @@ MAX_RESOLUTION = 65535
 MAX_PARAMS = 1 << 26                   # bound on all tables together (5.4)
 MAX_INPUT_WIDTH = 1024                 # own + parent feature (6.1)
 
-_CHUNK = 32768
+_CHUNK = 16384                         # rows per chunk: the int64 work arrays stay in cache
+_PACK_BITS = 26                        # two features per int64 sum (see _table_features)
 _HEAD = struct.Struct("<5B")
 _COUNTS = struct.Struct("<II")
 
@@ -150,47 +151,88 @@ class HashGrid:
             start += size * f
         return out
 
+    @functools.cached_property
+    def _packed(self) -> list[list[np.ndarray]]:
+        """Each table's features in pairs, ``[entries] int64`` holding ``p0 + p1 * 2**26``
+        (``p1 = 0`` for a last odd feature): one ``take`` per corner gives both (see
+        :func:`_table_features`)."""
+        out = []
+        for signs in self._signs:
+            pairs = []
+            for f in range(0, len(signs), 2):
+                packed = signs[f].astype(np.int64)
+                if f + 1 < len(signs):
+                    packed += signs[f + 1].astype(np.int64) << _PACK_BITS
+                pairs.append(packed)
+            out.append(pairs)
+        return out
 
-def _axis(c: np.ndarray, resolution: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+
+def _axis(odd: np.ndarray, resolution: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Spec 5.3: cell ``i = floor(u)`` and weight ``w = floor(frac(u) * 2**W)`` of
-    ``u = (2c + 1) * R / 2**(depth + 1)``, as ``int32``."""
-    num = (2 * c.astype(np.int64) + 1) * resolution
+    ``u = (2c + 1) * R / 2**(depth + 1)``, as ``int64``, from ``odd = 2c + 1`` (int64)."""
+    num = odd * resolution
     cell = num >> (depth + 1)
-    rem = num - (cell << (depth + 1))
-    return cell.astype(np.int32), ((rem << WEIGHT_BITS) >> (depth + 1)).astype(np.int32)
+    num &= (1 << (depth + 1)) - 1                 # u - (i << (depth + 1))
+    num <<= WEIGHT_BITS
+    num >>= depth + 1
+    return cell, num
 
 
-def _table_features(coords, axes, resolution, entries, signs, depth) -> np.ndarray:
-    """One table's requantized feature ``[N, F_l] int32`` (spec 5.2, 5.3); ``signs`` is
-    ``[F_l, entries]``."""
-    dims, one = len(axes), np.int32(1 << WEIGHT_BITS)
+def _table_features(coords, axes, resolution, entries, packed, depth, out, work) -> None:
+    """One table's requantized features (spec 5.2, 5.3) into ``out [N, F_l] int32``.
+
+    ``packed`` holds the table's features in pairs (:attr:`HashGrid._packed`), so one
+    ``take`` per corner fetches two. The sums are exact integers in int64: with
+    ``|S| <= 2**(n W) <= 2**24`` per feature, ``T = S_0 + S_1 * 2**26`` and
+    ``S_0 = ((T + 2**25) mod 2**26) - 2**25``, ``S_1 = (T - S_0) >> 26``. Corner indices and
+    weights are built axis by axis into the preallocated ``work`` arrays (``[2, 8, N]`` and
+    ``[N]`` int64); ``coords`` is ``[3, N] int64`` holding ``2c + 1``. Any summation order gives the same integers. Indices are int64: the
+    hash's low ``B`` bits do not depend on products being taken modulo ``2**32`` first, and
+    every index is in range, so ``take`` may skip its bounds check (``mode="clip"``).
+    """
+    n = coords.shape[1]
+    index, weight, buf, total = work[0][:, :n], work[1][:, :n], work[2][:n], work[3][:n]
+    dims = len(axes)
     dense = (resolution + 1) ** dims <= entries
-    terms, weights = [], []            # per axis: (index term at i, at i + 1), (1 - w, w)
     for j, a in enumerate(axes):
-        cell, w = _axis(coords[:, a], resolution, depth)
-        if dense:                      # row-major: index = v_0 + (R + 1) v_1 + (R + 1)^2 v_2
-            stride = np.int32((resolution + 1) ** j)
-            terms.append((cell * stride, (cell + 1) * stride))
-        else:                          # uint32 products wrap modulo 2**32 as the hash needs
-            prime = np.uint32(PRIMES[j])
-            v = cell.astype(np.uint32)
-            terms.append((v * prime, (v + np.uint32(1)) * prime))
-        weights.append((one - w, w))
-    total = np.zeros((signs.shape[0], len(coords)), np.int32)
-    for corner in range(1 << dims):
-        bits = [(corner >> (dims - 1 - j)) & 1 for j in range(dims)]
-        weight = weights[0][bits[0]]
-        index = terms[0][bits[0]]
-        for j in range(1, dims):
-            weight = weight * weights[j][bits[j]]
-            index = index + terms[j][bits[j]] if dense else index ^ terms[j][bits[j]]
-        if not dense:
-            index = index & np.uint32(entries - 1)
-        index = index.astype(np.intp)
-        for f in range(len(signs)):
-            total[f] += weight * signs[f].take(index)
+        cell, w = _axis(coords[a], resolution, depth)
+        factor = (resolution + 1) ** j if dense else PRIMES[j]
+        low = cell * factor
+        high = low + factor                       # (cell + 1) * factor
+        if j == 0:
+            index[0], index[1] = low, high
+            np.subtract(1 << WEIGHT_BITS, w, out=weight[0])
+            weight[1] = w
+            continue
+        combine = np.add if dense else np.bitwise_xor
+        w0 = (1 << WEIGHT_BITS) - w
+        for k in range((1 << j) - 1, -1, -1):     # corner k -> corners 2k, 2k + 1
+            combine(index[k], high, out=index[2 * k + 1])
+            combine(index[k], low, out=index[2 * k])
+            np.multiply(weight[k], w, out=weight[2 * k + 1])
+            np.multiply(weight[k], w0, out=weight[2 * k])
+    corners = 1 << dims
+    if not dense:
+        np.bitwise_and(index[:corners], entries - 1, out=index[:corners])
     shift = dims * WEIGHT_BITS
-    return ((total.T.astype(np.int64) * FEATURE_LIMIT + (1 << (shift - 1))) >> shift).astype(np.int32)
+    half, mask, centre = 1 << (shift - 1), (1 << _PACK_BITS) - 1, 1 << (_PACK_BITS - 1)
+    for p, table in enumerate(packed):
+        np.take(table, index[0], out=total, mode="clip")
+        total *= weight[0]
+        for k in range(1, corners):
+            np.take(table, index[k], out=buf, mode="clip")
+            buf *= weight[k]
+            total += buf
+        first = ((total + centre) & mask) - centre
+        out[:, 2 * p] = (first * FEATURE_LIMIT + half) >> shift
+        if 2 * p + 1 < out.shape[1]:
+            total -= first
+            total >>= _PACK_BITS
+            total *= FEATURE_LIMIT
+            total += half
+            total >>= shift
+            out[:, 2 * p + 1] = total
 
 
 def hash_features(grid: HashGrid, coords: np.ndarray, depth: int) -> np.ndarray:
@@ -205,15 +247,19 @@ def hash_features(grid: HashGrid, coords: np.ndarray, depth: int) -> np.ndarray:
         ``[N, feature_width] int32`` in ``[-127, 127]``.
     """
     coords = np.asarray(coords)
-    cfg = grid.config
+    cfg, f = grid.config, grid.config.features_per_level
     axes = [(0, 1, 2)] * len(cfg.resolutions_3d)
     axes += [plane for plane in PLANES for _ in cfg.resolutions_2d]
     out = np.empty((len(coords), cfg.feature_width), np.int32)
+    rows = min(_CHUNK, len(coords))
+    work = (np.empty((8, rows), np.int64), np.empty((8, rows), np.int64),
+            np.empty(rows, np.int64), np.empty(rows, np.int64))
     for start in range(0, len(coords), _CHUNK):     # chunks keep the work in cache
-        part = coords[start:start + _CHUNK]
-        out[start:start + _CHUNK] = np.concatenate(
-            [_table_features(part, a, r, entries, signs, depth)
-             for a, (_, r, entries), signs in zip(axes, table_sizes(cfg), grid._signs)], axis=1)
+        part = 2 * coords[start:start + _CHUNK].T.astype(np.int64) + 1    # [3, n]: 2c + 1
+        for t, (a, (_, r, entries), packed) in enumerate(zip(axes, table_sizes(cfg),
+                                                             grid._packed)):
+            _table_features(part, a, r, entries, packed, depth,
+                            out[start:start + _CHUNK, t * f:(t + 1) * f], work)
     return out
 
 

@@ -127,6 +127,28 @@ def test_fast_decoder_matches_plain_reference(monkeypatch):
         start += n
 
 
+def test_fast_decoder_matches_reference_with_wide_steps(monkeypatch):
+    """Base steps up to 2**20: blocks without escapes then need the int64 value path."""
+    monkeypatch.setattr(attributes, "BLOCK_ANCHORS", 16)
+    rng = np.random.default_rng(12)
+    base = small_model()
+    for steps in ((1 << 20, 1 << 20, 1 << 19), (1 << 11, 1 << 20, 1)):
+        model = EntropyModel(base.hash_grid, base.context_model, steps)
+        prediction = level_contexts(model, *random_level(rng, 40), 6)
+        attrs = sample_attributes(model, prediction, DIMS, rng)
+        payloads, decoded = encode_level_attributes(model, prediction, DIMS, *attrs)
+        again = decode_level_attributes(model, prediction, DIMS, payloads, level=2)
+        start = 0
+        for g, (group, n) in enumerate(DIMS.group_channels().items()):
+            cols = slice(start, start + n)
+            ref = reference_decode_group(payloads[group], prediction.mean[:, cols],
+                                         prediction.scale_index[:, cols],
+                                         prediction.step_index[:, cols], steps[g])
+            assert ref.tobytes() == decoded[g].reshape(len(ref), -1).tobytes()
+            assert ref.tobytes() == again[g].reshape(len(ref), -1).tobytes()
+            start += n
+
+
 def test_symbols_are_clamped_to_the_value_range():
     model = small_model()
     prediction = level_contexts(model, *random_level(np.random.default_rng(3), 50), 6)

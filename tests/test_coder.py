@@ -127,3 +127,24 @@ def test_decode_bits_checks_count_of_ones():
     ones, words = encode_bits(bits)
     with pytest.raises(FormatError):
         decode_bits(words, 100, ones + 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), tables=st.integers(1, 5))
+def test_pop_grouped_gives_table_runs_and_their_positions(seed, n, tables):
+    """The fast path's grouped pop: runs in table order; scattering them is pop_by_table."""
+    from progs_codec.coder import pop_by_table, pop_grouped, push_by_table
+    import constriction
+    rng = np.random.default_rng(seed)
+    freqs = [random_table(rng, int(rng.integers(2, 20))) for _ in range(tables)]
+    models = [categorical_model(f) for f in freqs]
+    table_index = rng.integers(0, tables, n).astype(np.uint8)
+    symbols = np.array([rng.integers(0, len(freqs[t])) for t in table_index], np.int32)
+    coder = constriction.stream.stack.AnsCoder()
+    push_by_table(coder, symbols, table_index, models)
+    words = coder.get_compressed()
+    grouped, order, used, counts = pop_grouped(open_decoder(words), table_index, models)
+    assert used.tolist() == sorted(set(table_index.tolist()))
+    assert np.array_equal(np.repeat(used, counts), table_index[order])
+    assert np.array_equal(grouped, symbols[order])
+    assert np.array_equal(pop_by_table(open_decoder(words), table_index, models), symbols)

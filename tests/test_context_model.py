@@ -115,3 +115,15 @@ def test_invalid_models_are_model_errors():
                        good.layers[0].multiplier, good.layers[0].shift)
     with pytest.raises(ModelError):
         ContextModel((bad,), 2)
+
+
+def test_predict_in_several_row_chunks(monkeypatch):
+    """Chunks of 16 rows, the last one partial: the reused buffers give the reference."""
+    from progs_codec import context_model
+    monkeypatch.setattr(context_model, "_ROWS", 16)
+    rng = np.random.default_rng(9)
+    for widths in ([20, 3 * 7], [20, 33, 17, 3 * 11]):
+        model = random_context_model(widths, rng)
+        x = rng.integers(-127, 128, (71, widths[0]))
+        for a, b in zip(predict(model, x), predict_reference(model, x)):
+            assert a.dtype == b.dtype and np.array_equal(a, b)

@@ -85,3 +85,14 @@ def test_invalid_configs():
     with pytest.raises(ModelError):
         HashGrid(TINY, np.zeros(3, bool))
     assert HashGridConfig((8,) * 12, 25, (), 4).problems()
+
+
+def test_chunked_features_match_reference(monkeypatch):
+    """Several row chunks, the last one partial, reuse the work buffers correctly."""
+    from progs_codec import hashgrid
+    monkeypatch.setattr(hashgrid, "_CHUNK", 7)
+    for cfg, depth in ((PRESETS["small"], 10), (TINY, 17)):
+        grid = random_hash_grid(cfg, seed=4)
+        coords = np.random.default_rng(5).integers(0, 1 << depth, (30, 3))
+        assert np.array_equal(hash_features(grid, coords, depth),
+                              hash_features_reference(grid, coords, depth))
