@@ -2,8 +2,9 @@
 
 Anchors come from voxelizing the Gaussian centres of ../shared/data/scenes/*/*.ply at several
 base depths (5 levels). Prints, per scene and depth, the anchors per level and the bits per
-anchor of the fixed 20+3 layout (spec 4.3-4.4), next to the order-0 entropy of each parent's
-8-bit child-occupancy mask: the figure an entropy-coded structure mode must approach.
+anchor of the fixed 20+3 layout (spec 4.3-4.4), the order-0 entropy of each parent's 8-bit
+child-occupancy mask, and what the occupancy layout (spec 4.6) really writes, histogram
+included, for the non-root levels and for all levels.
 
     python benchmarks/bench_structure.py
 """
@@ -16,6 +17,7 @@ import numpy as np
 from plyfile import PlyData
 
 from progs_codec.octree import frame_for_points, octree_from_points
+from progs_codec.occupancy import virtual_masks, write_occupancy
 from progs_codec.structure import children_length, roots_length
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
@@ -34,9 +36,20 @@ def occupancy_entropy_bits(parents: np.ndarray, children: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum() * len(masks))
 
 
+def child_masks(parents: np.ndarray, children: np.ndarray) -> np.ndarray:
+    """Occupancy masks of ``parents`` (Morton order) from their ``children``."""
+    from progs_codec.structure import morton_codes
+
+    depth = int(max(parents.max(), 1)).bit_length()
+    codes = morton_codes(children >> 1, depth + 1).astype(np.int64)
+    index = np.searchsorted(morton_codes(parents, depth + 1).astype(np.int64), codes)
+    octant = (children[:, 0] & 1) << 2 | (children[:, 1] & 1) << 1 | (children[:, 2] & 1)
+    return np.bincount(index, weights=1 << octant, minlength=len(parents)).astype(np.uint8)
+
+
 def main() -> None:
     print(f"{'scene':8} {'D':>2} {'anchors per level':>40} {'fixed b/anchor':>15} "
-          f"{'non-root':>9} {'occupancy H0':>13}")
+          f"{'non-root':>9} {'occupancy H0':>13} {'occ. layout':>12} {'all levels':>11}")
     for ply in sorted(DATA.glob("*/*.ply")):
         vertex = PlyData.read(str(ply))["vertex"]
         points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
@@ -48,9 +61,14 @@ def main() -> None:
             non_root = sum(counts[1:])
             entropy = sum(occupancy_entropy_bits(levels[k], levels[k + 1])
                           for k in range(len(levels) - 1))
+            coded = [8 * len(write_occupancy(child_masks(levels[k], levels[k + 1])))
+                     for k in range(len(levels) - 1)]
+            roots = 8 * min(len(write_occupancy(virtual_masks(levels[0], base_depth))),
+                            roots_length(counts[0], base_depth))
             print(f"{ply.stem:8} {base_depth:>2} {str(counts):>40} "
                   f"{8 * fixed / sum(counts):>15.2f} {8 * children_length(non_root) / non_root:>9.2f} "
-                  f"{entropy / non_root:>13.2f}")
+                  f"{entropy / non_root:>13.2f} {sum(coded) / non_root:>12.2f} "
+                  f"{(sum(coded) + roots) / sum(counts):>11.2f}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from progs_codec.model import (  # noqa: E402
 )
 from progs_codec.context_model import ContextLayer, ContextModel, random_context_model  # noqa: E402
 from progs_codec.hashgrid import PRESETS, HashGridConfig, random_hash_grid  # noqa: E402
+from progs_codec.occupancy import children_masks, virtual_masks, write_occupancy  # noqa: E402
 from progs_codec.structure import levels_from_coords, write_children  # noqa: E402
 from progs_codec.testing import random_gaussian_mlps, random_octree, synthetic_model  # noqa: E402
 
@@ -253,6 +254,25 @@ def v_dense() -> bytes:
     level2 = _children(roots, range(8))                       # all 64 voxels of depth 2
     level3 = _children(level2[::7], range(8))
     return encode(_model([roots, level2, level3], base_depth=1, seed=7))
+
+
+def _structure_modes(stream: bytes) -> list[int]:
+    return [split_level(p)[0][1] for t, p in chunks_of(stream)[1] if t == b"LEVL"]
+
+
+def v_occupancy() -> bytes:
+    stream = encode(_random_raw(6000, 3, seed=11, dims=TINY, base_depth=4))
+    assert _structure_modes(stream) == [1, 1, 1], _structure_modes(stream)
+    return stream
+
+
+def v_mixed_layouts() -> bytes:
+    # 16 roots at base depth 6: 36 bytes fixed, more in the occupancy layout (its presence
+    # bitmap alone is 32 bytes).
+    stream = encode(_random_raw(2000, 5, seed=12, dims=TINY, base_depth=6))
+    modes = _structure_modes(stream)
+    assert modes[0] == 0 and 1 in modes, modes
+    return stream
 
 
 def v_empty_levels() -> bytes:
@@ -517,6 +537,10 @@ VECTORS = [
            "smallest dims.", ("3.4",), v_wide_mlp),
     Vector("raw-dense-octree", "Every voxel occupied at depths 1 and 2, all eight octants of "
            "a parent in use.", ("4.2", "4.3", "4.4"), v_dense),
+    Vector("structure-occupancy", "Every level in the occupancy layout, level 1 through its "
+           "virtual ancestors from depth 0.", ("4.6",), v_occupancy),
+    Vector("structure-mixed-layouts", "Level 1 in the fixed layout, later levels in the "
+           "occupancy layout.", ("4.3", "4.6"), v_mixed_layouts),
     Vector("raw-empty-levels", "Levels 2 and 3 hold no anchors (N = 0 is allowed for k > 1).",
            ("4.1", "4.4", "4.5"), v_empty_levels),
     Vector("raw-float-extremes", "Raw values at the f32 extremes (max, smallest normal and "
@@ -602,14 +626,14 @@ def _chunks(change: Callable[[list], None], **kwargs) -> Callable[[], bytes]:
 
 
 def _structure(k: int, parents_octants: Callable[[np.ndarray, np.ndarray], None]):
-    """Rewrite level ``k``'s (k > 1) parent indices and octants."""
+    """Rewrite level ``k``'s (k > 1) parent indices and octants, in the fixed layout."""
     def change_level(fields, structure, groups):
-        n = fields[2]
-        bits = np.unpackbits(np.frombuffer(structure, np.uint8), count=23 * n).reshape(n, 23)
-        parent = bits[:, :20].astype(np.int64) @ (1 << np.arange(19, -1, -1))
-        octant = bits[:, 20:].astype(np.int64) @ np.array([4, 2, 1])
+        level = decode(_base(), max_lod=k).levels[k - 1]
+        parent = level.parent_index.astype(np.int64)
+        octant = level.octant.astype(np.int64)
         parents_octants(parent, octant)
-        return fields, write_children(parent, octant), groups
+        structure = write_children(parent, octant)
+        return [fields[0], 0, fields[2], len(structure)], structure, groups
     return _level(k, change_level)
 
 
@@ -619,8 +643,40 @@ def _roots(change_coords: Callable[[np.ndarray], None]):
         coords = model.levels[0].coords.copy()
         change_coords(coords)
         from progs_codec.structure import write_roots
-        return fields, write_roots(coords, model.frame.base_depth), groups
+        structure = write_roots(coords, model.frame.base_depth)
+        return [fields[0], 0, fields[2], len(structure)], structure, groups
     return _level(1, change_level)
+
+
+def _occupancy(k: int, change_masks: Callable[[np.ndarray], np.ndarray] = lambda m: m,
+               change_section: Callable[[bytes], bytes] = lambda s: s):
+    """Rewrite level ``k`` in the occupancy layout (4.6) from edited masks or section bytes."""
+    def change_level(fields, structure, groups):
+        model = decode(_base(), max_lod=k)
+        if k == 1:
+            masks = virtual_masks(model.levels[0].coords, model.frame.base_depth)
+        else:
+            level = model.levels[k - 1]
+            masks = children_masks(level.parent_index, level.octant, len(model.levels[k - 2]))
+        structure = change_section(write_occupancy(change_masks(masks.copy())))
+        return [fields[0], 1, fields[2], len(structure)], structure, groups
+    return _level(k, change_level)
+
+
+def _extra_child(masks: np.ndarray) -> np.ndarray:
+    leaf = int(np.flatnonzero(masks != 0xFF)[0])
+    masks[leaf] |= 1 << int(np.flatnonzero(~(masks[leaf] >> np.arange(8)) & 1)[0])
+    return masks
+
+
+def _grow_num_words(section: bytes) -> bytes:
+    """num_words one larger than the words present (4.6: a limit error)."""
+    pos = 32
+    for _ in range(int(np.unpackbits(np.frombuffer(section[:32], np.uint8)).sum())):
+        while section[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return patch(section, pos, "<I", struct.unpack_from("<I", section, pos)[0] + 1)
 
 
 def _set(array_changes):
@@ -916,8 +972,18 @@ INVALID = [
     # level (4)
     Invalid("level-number-wrong", "LEVL 2 says it is level 3.", ("4.1",), "format",
             _level(2, _set_field(0, 3))),
-    Invalid("level-structure-mode-1", "structure_mode 1 (undefined in 1.0).", ("4.1",),
-            "format", _level(2, _set_field(1, 1))),
+    Invalid("level-structure-mode-2", "structure_mode 2 (undefined in 1.0).", ("4.1",),
+            "unsupported", _level(2, _set_field(1, 2))),
+    Invalid("occupancy-extra-child", "Level 3 in the occupancy layout: one mask has a bit "
+            "more than anchor_count allows.", ("4.6",), "format", _occupancy(3, _extra_child)),
+    Invalid("occupancy-virtual-mask-zero", "Level 1 in the occupancy layout: the depth-0 "
+            "virtual node has mask 0.", ("4.6",), "format",
+            _occupancy(1, lambda m: np.concatenate([[0], m[1:]]).astype(np.uint8))),
+    Invalid("occupancy-masks-short", "Level 2 in the occupancy layout codes one mask fewer "
+            "than level 1 has anchors.", ("4.6",), "format", _occupancy(2, lambda m: m[:-1])),
+    Invalid("occupancy-num-words-over", "Level 2 in the occupancy layout: num_words one more "
+            "than the words present.", ("4.6",), "limit",
+            _occupancy(2, change_section=_grow_num_words)),
     Invalid("level-structure-length-mismatch", "structure_length one byte longer than N "
             "anchors need (the payload grown to match).", ("4.1",), "format",
             _level(2, lambda f, s, g: (f[:3] + [f[3] + 1], s + b"\0", g))),

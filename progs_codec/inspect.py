@@ -12,10 +12,12 @@ from .codec import Stream, read_stream
 from .container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, ChunkReader, is_critical
 from .errors import FormatError, TruncatedError, UnsupportedError
 from .header import AttributeCoding, parse_header
-from .level import parse_level_chunk
+from .level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY, parse_level_chunk
 from .model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
 
 __all__ = ["LevelInfo", "StreamInfo", "inspect", "format_info"]
+
+STRUCTURE_MODES = {STRUCTURE_FIXED: "fixed", STRUCTURE_OCCUPANCY: "occupancy"}
 
 #: Header parts reported on their own; everything else in the header counts as ``other``.
 REPORTED_HEADER_PARTS = ("hash_grid", "context_mlp", "gaussian_mlps")
@@ -28,6 +30,7 @@ class LevelInfo:
     lod: int
     anchors: int
     bytes: int
+    structure_mode: str
     structure_bytes: int
     attribute_bytes: dict[str, int]
     cumulative_bytes: int
@@ -62,6 +65,7 @@ class StreamInfo:
             "attribute_coding": self.attribute_coding.name.lower(),
             "header_bytes": dict(self.header_bytes),
             "levels": [{"lod": lv.lod, "anchors": lv.anchors, "bytes": lv.bytes,
+                        "structure_mode": lv.structure_mode,
                         "structure_bytes": lv.structure_bytes,
                         "attribute_bytes": dict(lv.attribute_bytes),
                         "cumulative_bytes": lv.cumulative_bytes} for lv in self.levels],
@@ -95,6 +99,7 @@ def inspect(stream: Stream) -> StreamInfo:
             previous_count = parsed.anchor_count
             levels.append(LevelInfo(
                 lod=k, anchors=parsed.anchor_count, bytes=chunk.size,
+                structure_mode=STRUCTURE_MODES[parsed.structure_mode],
                 structure_bytes=len(parsed.structure),
                 attribute_bytes={g: len(parsed.group_payloads[g]) for g in ATTRIBUTE_GROUPS},
                 cumulative_bytes=chunk.offset + chunk.size))
@@ -136,12 +141,13 @@ def format_info(info: StreamInfo) -> str:
         + ", ".join(f"{name} {_size(n)}" for name, n in info.header_bytes.items()),
         "",
     ]
-    columns = ["LoD", "anchors", "bytes", "bits/anchor", "structure"] + \
+    columns = ["LoD", "anchors", "bytes", "bits/anchor", "layout", "structure"] + \
         list(ATTRIBUTE_GROUPS) + ["cumulative"]
     rows = []
     for lv in info.levels:
         rows.append([str(lv.lod), f"{lv.anchors:,}", _size(lv.bytes),
-                     f"{8 * lv.bytes / max(lv.anchors, 1):.1f}", _size(lv.structure_bytes)]
+                     f"{8 * lv.bytes / max(lv.anchors, 1):.1f}", lv.structure_mode,
+                     _size(lv.structure_bytes)]
                     + [_size(lv.attribute_bytes[g]) for g in ATTRIBUTE_GROUPS]
                     + [_size(lv.cumulative_bytes)])
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)

@@ -11,9 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError, LimitError
+from .errors import FormatError, LimitError, UnsupportedError
 from .header import AttributeCoding, Header
 from .model import ATTRIBUTE_GROUPS, AttributeDims, Level, SceneFrame
+from .occupancy import (
+    children_masks,
+    parse_children_occupancy,
+    parse_roots_occupancy,
+    virtual_masks,
+    write_occupancy,
+)
 from .structure import (
     MAX_PARENTS,
     child_coords,
@@ -31,6 +38,7 @@ _PREFIX = struct.Struct("<BBII")
 _LENGTH = struct.Struct("<I")
 
 STRUCTURE_FIXED = 0
+STRUCTURE_OCCUPANCY = 1
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,9 @@ def parse_level_chunk(payload: bytes, *, level: int, frame: SceneFrame,
     if stored_level != level:
         raise FormatError(f"expected level {level}, chunk says {stored_level}", chunk=name,
                           field="level")
-    if mode != STRUCTURE_FIXED:
-        raise FormatError(f"unknown structure_mode {mode}", chunk=name, field="structure_mode")
+    if mode not in (STRUCTURE_FIXED, STRUCTURE_OCCUPANCY):
+        raise UnsupportedError(f"unknown structure_mode {mode}", chunk=name,
+                               field="structure_mode")
     depth = frame.depth(level)
     if level == 1:
         limit, needed = 1 << (3 * depth), roots_length(count, depth)
@@ -82,7 +91,7 @@ def parse_level_chunk(payload: bytes, *, level: int, frame: SceneFrame,
     if count > limit:
         raise LimitError(f"anchor_count {count} exceeds the limit {limit} of this level",
                          chunk=name, field="anchor_count")
-    if structure_length != needed:
+    if mode == STRUCTURE_FIXED and structure_length != needed:
         raise FormatError(f"structure_length {structure_length} but {count} anchors need "
                           f"{needed} bytes", chunk=name, field="structure_length")
     pos = _PREFIX.size
@@ -137,8 +146,16 @@ def encode_level(level: Level, k: int, header: Header,
     Returns the payload and the level as a decoder will see it (attributes dequantized).
     """
     depth = header.frame.depth(k)
-    structure = write_roots(level.coords, depth) if k == 1 else \
-        write_children(level.parent_index, level.octant)
+    if k == 1:
+        fixed, occupancy = write_roots(level.coords, depth), \
+            write_occupancy(virtual_masks(level.coords, depth))
+    else:
+        fixed = write_children(level.parent_index, level.octant)
+        occupancy = write_occupancy(children_masks(level.parent_index, level.octant,
+                                                   len(previous)))
+    # The smaller layout wins; ties go to the fixed one (spec 4.6 is informative on this).
+    mode, structure = (STRUCTURE_OCCUPANCY, occupancy) if len(occupancy) < len(fixed) \
+        else (STRUCTURE_FIXED, fixed)
     if header.attribute_coding is AttributeCoding.RAW:
         groups = _raw_groups(header.dims, level.feature, level.scaling, level.offsets)
         decoded = level
@@ -151,7 +168,7 @@ def encode_level(level: Level, k: int, header: Header,
             header.entropy_model, prediction, header.dims, level.feature, level.scaling,
             level.offsets)
         decoded = Level(level.coords, level.parent_index, level.octant, feature, scaling, offsets)
-    chunk = LevelChunk(k, STRUCTURE_FIXED, len(level), structure, groups)
+    chunk = LevelChunk(k, mode, len(level), structure, groups)
     return write_level_chunk(chunk), decoded
 
 
@@ -159,13 +176,16 @@ def decode_level(chunk: LevelChunk, header: Header, previous: Level | None) -> L
     """Structure and attributes of one parsed ``LEVL`` chunk (spec 4.3-4.5, 7)."""
     k, name, count = chunk.level, f"LEVL {chunk.level}", chunk.anchor_count
     depth = header.frame.depth(k)
+    occupancy = chunk.structure_mode == STRUCTURE_OCCUPANCY
     if k == 1:
-        coords = parse_roots(chunk.structure, count, depth, chunk=name)
+        coords = (parse_roots_occupancy if occupancy else parse_roots)(
+            chunk.structure, count, depth, chunk=name)
         parent_index = np.full(count, -1, np.int32)
         octant = np.zeros(count, np.uint8)
         parent_coords = None
     else:
-        parent_index, octant = parse_children(chunk.structure, count, len(previous), chunk=name)
+        parent_index, octant = (parse_children_occupancy if occupancy else parse_children)(
+            chunk.structure, count, len(previous), chunk=name)
         coords = child_coords(previous.coords, parent_index, octant)
         parent_coords = previous.coords[parent_index]
     if header.attribute_coding is AttributeCoding.RAW:

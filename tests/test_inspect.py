@@ -39,6 +39,7 @@ def test_json_contract(stream, capsys, tmp_path):
     assert set(out["header_bytes"]) == {"hash_grid", "context_mlp", "gaussian_mlps", "other"}
     for lv in out["levels"]:
         assert {"lod", "anchors", "bytes", "structure_bytes", "attribute_bytes"} <= lv.keys()
+        assert lv["structure_mode"] in ("fixed", "occupancy")
         assert set(lv["attribute_bytes"]) == {"feature", "scaling", "offsets"}
 
 

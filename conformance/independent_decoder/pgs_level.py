@@ -1,4 +1,6 @@
-"""LEVL chunk: layout, limits, fixed-layout structure, raw attributes (spec 4)."""
+"""LEVL chunk: layout, limits, fixed-layout structure, raw attributes (spec 4).
+
+The occupancy layout (4.6) is in pgs_occupancy.py."""
 
 import struct
 from dataclasses import dataclass
@@ -81,8 +83,8 @@ def decode_level(payload, k, head, previous):
     level, mode, n, structure_length = struct.unpack_from("<BBII", payload, 0)
     if level != k:
         fail(f"LEVL says level {level}, expected {k}")
-    if mode != 0:
-        fail(f"unknown structure_mode {mode}")
+    if mode not in (0, 1):
+        fail(f"unknown structure_mode {mode}", "unsupported")
     if n != head.toc[k - 1].anchor_count:
         fail("anchor_count differs from the table of contents")
     depth = head.base_depth + k - 1
@@ -98,7 +100,7 @@ def decode_level(payload, k, head, previous):
         needed = (23 * n + 7) // 8
     if k < head.num_levels and n > 1 << 20:
         fail("a level with children holds more than 2**20 anchors", "limit")
-    if structure_length != needed:
+    if mode == 0 and structure_length != needed:
         fail(f"structure_length {structure_length}, {n} anchors need {needed}")
     pos = 10
     if pos + structure_length > len(payload):
@@ -116,7 +118,11 @@ def decode_level(payload, k, head, previous):
         pos += 4 + length
     if pos != len(payload):
         fail("bytes after the attribute section")
-    if k == 1:
+    if mode == 1:
+        import pgs_occupancy
+        coords, parent, octant = (pgs_occupancy.roots(structure, n, depth) if k == 1 else
+                                  pgs_occupancy.children(structure, n, previous))
+    elif k == 1:
         coords, parent, octant = _roots(structure, n, depth)
     else:
         coords, parent, octant = _children(structure, n, previous)
