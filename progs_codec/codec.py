@@ -23,13 +23,18 @@ from .container import (
     write_chunk,
     write_file_header,
 )
-from .errors import FormatError, ModelError, TruncatedError, UnsupportedError
+from .errors import FormatError, LimitError, ModelError, TruncatedError, UnsupportedError
 from .header import AttributeCoding, Header, TocEntry, frame_problems, parse_header, write_header
 from .level import decode_level, encode_level, parse_level_chunk
 from .model import AttributeDims, Level, ProgsModel
 from .structure import validate_model_structure
 
-__all__ = ["encode", "decode", "Decoder", "read_stream"]
+__all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS"]
+
+#: Default cap on the anchors a stream may declare: entropy-coded data can describe millions
+#: of anchors in a few bytes, so a decoder bounds what it allocates, as image decoders bound
+#: pixels. 2**24 anchors is about 15 GB of decoded float32 attributes at 86 channels.
+DEFAULT_MAX_ANCHORS = 1 << 24
 
 Stream = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
 
@@ -119,11 +124,13 @@ class Decoder:
         3
     """
 
-    def __init__(self, *, max_lod: int | None = None, strict: bool = False):
+    def __init__(self, *, max_lod: int | None = None, strict: bool = False,
+                 max_anchors: int = DEFAULT_MAX_ANCHORS):
         if max_lod is not None and (not isinstance(max_lod, (int, np.integer)) or max_lod < 1):
             raise ValueError(f"max_lod must be a positive integer or None, got {max_lod!r}")
         self.max_lod = max_lod
         self.strict = strict
+        self.max_anchors = max_anchors
         self._reader = ChunkReader()
         self._header: Header | None = None
         self._levels: list[Level] = []
@@ -179,7 +186,15 @@ class Decoder:
             if chunk.type != HEAD:
                 raise FormatError(f"first chunk is {chunk.name}, expected HEAD", chunk=chunk.name,
                                   field="type", offset=chunk.offset)
-            self._header = parse_header(chunk.payload)
+            header = parse_header(chunk.payload)
+            lod = header.frame.num_levels if self.max_lod is None else \
+                min(self.max_lod, header.frame.num_levels)
+            declared = sum(entry.anchor_count for entry in header.toc[:lod])
+            if declared > self.max_anchors:
+                raise LimitError(f"LoD {lod} declares {declared:,} anchors, more than "
+                                 f"max_anchors={self.max_anchors:,}; pass a larger max_anchors "
+                                 f"to decode it", chunk="HEAD", field="toc")
+            self._header = header
             return None
         if chunk.type == LEVL:
             return self._take_level(chunk)
@@ -254,18 +269,22 @@ def read_stream(stream: Stream) -> bytes:
     raise TypeError(f"stream must be bytes, a path or a binary file, not {type(stream).__name__}")
 
 
-def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False) -> ProgsModel:
+def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False,
+           max_anchors: int = DEFAULT_MAX_ANCHORS) -> ProgsModel:
     """Decode LoD ``max_lod`` (levels ``1..max_lod``; all levels when ``None``) (spec 8).
 
     ``stream`` is bytes, a path or a binary file. A prefix that ends inside a chunk decodes
     every complete level: the result's ``lod`` says how many, ``complete`` whether all. With
-    ``strict=True`` a stream that stops short is an error.
+    ``strict=True`` a stream that stops short is an error. A stream whose table of contents
+    declares more than ``max_anchors`` anchors up to ``max_lod`` is refused before anything
+    is allocated.
 
     Raises:
         TruncatedError: the header is incomplete; or, with ``strict``, the stream stops
             before ``max_lod`` levels (or before ``ENDS`` when all levels are asked for).
         FormatError: the stream is malformed (the error names chunk and field).
-        UnsupportedError: unknown major version or critical chunk.
+        UnsupportedError: unknown major version, critical chunk or structure layout.
+        LimitError: more than ``max_anchors`` anchors declared, or a count beyond the payload.
 
     Example:
         >>> from progs_codec.testing import synthetic_model
@@ -273,6 +292,6 @@ def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False) 
         >>> decode(stream[: len(stream) - 40]).lod   # the last level is cut
         2
     """
-    decoder = Decoder(max_lod=max_lod, strict=strict)
+    decoder = Decoder(max_lod=max_lod, strict=strict, max_anchors=max_anchors)
     decoder.feed(read_stream(stream))
     return decoder.close()

@@ -236,3 +236,13 @@ def test_encoder_names_what_is_wrong():
     model.levels[1].coords[0, 0] += 2
     with pytest.raises(ModelError, match="parent and octant give"):
         encode(model)
+
+
+def test_max_anchors_bounds_what_a_stream_may_declare(small_stream):
+    total = decode(small_stream).num_anchors()
+    assert decode(small_stream, max_anchors=total).lod == 3
+    with pytest.raises(LimitError, match="max_anchors") as info:
+        decode(small_stream, max_anchors=total - 1)
+    assert info.value.field == "toc"
+    level1 = len(decode(small_stream).levels[0])
+    assert decode(small_stream, max_lod=1, max_anchors=level1).lod == 1
