@@ -22,6 +22,7 @@ from progs_codec.errors import ProgsError
 
 from .data import load_scene
 from .export import evaluate_stream, measure_rate_gap, to_progs_model, write_progs
+from .model import ModelConfig
 from .train import TrainConfig, pick_device, train
 
 __all__ = ["main", "machine_description", "run"]
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="finest level size that sets the base depth")
     p.add_argument("--size", type=int, default=None, help="longer image side for training")
     p.add_argument("--init-points", default=None, help=".ply/.splat whose centres seed the octree")
+    p.add_argument("--context-hidden", default="64,64",
+                   help="hidden widths of the context MLP (its integer weights are in the header)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default=None, help="JSON report (default: OUT with .json)")
@@ -103,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = TrainConfig(iterations=args.iters, num_levels=args.levels,
                          base_depth=args.base_depth, target_anchors=args.target_anchors,
-                         lambda_rate=args.lambda_rate, device=args.device, seed=args.seed)
+                         lambda_rate=args.lambda_rate, device=args.device, seed=args.seed,
+                         model=ModelConfig(context_hidden=tuple(
+                             int(w) for w in args.context_hidden.split(",") if w)))
     log_path = args.log or str(Path(args.out).with_suffix(".json"))
     try:
         report = run(args.data, args.out, config, size=args.size, init_points=args.init_points,

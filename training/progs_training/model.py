@@ -61,14 +61,15 @@ class AnchorModel(torch.nn.Module):
         self.grid = HashGridTorch(config.grid, seed=seed)
         steps = np.repeat(config.base_steps, [dims.feature, dims.scaling, 3 * k])
         self.register_buffer("base_step", torch.tensor(steps, dtype=torch.float32))
-        # The mean outputs start in units of a few steps of their group.
         self.context = ContextMLP(2 * config.grid.feature_width, dims.channels,
-                                  config.context_hidden,
-                                  mean_scale=torch.tensor(steps, dtype=torch.float32) * 4)
-        self.to(device)
-        self.device = torch.device(device)
+                                  config.context_hidden)
         voxel = tree.frame.root_voxel_size / np.exp2(tree.level - 1)
         log_voxel = torch.tensor(np.log(voxel), dtype=torch.float32)[:, None].repeat(1, 6)
+        with torch.no_grad():  # predicted log scalings start at the anchors' mean log voxel
+            rows = slice(dims.feature, dims.feature + dims.scaling)
+            self.context.layers[-1].bias[rows] = float(log_voxel.mean())
+        self.to(device)
+        self.device = torch.device(device)
         self.set_anchors(tree, torch.zeros(len(tree), dims.feature), log_voxel,
                          torch.zeros(len(tree), k, 3))
 
