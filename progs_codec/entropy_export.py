@@ -71,40 +71,133 @@ def _multiplier_and_shift(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mult.astype(np.uint16), shift.astype(np.uint8)
 
 
-def export_context_model(layers: FloatLayers, calibration_inputs: np.ndarray) -> ContextModel:
+def _integer_layer(h: np.ndarray, layer: ContextLayer, hidden: bool) -> np.ndarray:
+    """Spec 6.2 for one layer on integer inputs ``h`` (int64), as int64."""
+    acc = h @ layer.weight.T.astype(np.int64) + layer.bias
+    s = layer.shift.astype(np.int64)
+    half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
+    y = (acc * layer.multiplier.astype(np.int64) + half) >> s
+    return np.clip(y, 0, ACTIVATION_MAX) if hidden else y
+
+
+def _refit(inputs: np.ndarray, target: np.ndarray, w: np.ndarray, b: np.ndarray,
+           ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares ``inputs @ W.T + b ~= target``, pulled towards ``(w, b)`` by a ridge.
+
+    Solves ``min |X [W b].T - target|^2 + lam |[W b] - [w b]|^2`` with ``X = [inputs, 1]``
+    and ``lam = ridge * mean(diag(X.T X))`` over the inputs (scale free).
+    """
+    n = len(inputs)
+    x = np.concatenate([inputs, np.ones((n, 1))], axis=1)
+    gram = x.T @ x
+    lam = ridge * max(float(np.trace(gram[:-1, :-1])) / max(inputs.shape[1], 1), 1e-12)
+    prior = np.concatenate([w, b[:, None]], axis=1)
+    reg = lam * np.eye(len(gram))
+    sol = np.linalg.solve(gram + reg, x.T @ target + reg @ prior.T)
+    return sol[:-1].T, sol[-1]
+
+
+def _round_with_feedback(w: np.ndarray, b: np.ndarray, inputs: np.ndarray, scale: np.ndarray,
+                         ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Round ``w / scale`` to integers input by input, each rounding error compensated by
+    the weights of the inputs not yet rounded and finally by the bias (GPTQ, Frantar et al.
+    2023): minimizes ``|inputs @ (W - W_q).T + (b - b_q)|^2`` greedily, bias unrounded.
+
+    Returns ``(weight [out, in] float64 integers in [-127, 127], bias [out] float64)`` in
+    the units of ``scale``.
+    """
+    n, d = inputs.shape
+    x = np.concatenate([inputs, np.ones((n, 1))], axis=1)
+    gram = x.T @ x
+    gram += ridge * max(float(np.trace(gram)) / (d + 1), 1e-12) * np.eye(d + 1)
+    upper = np.linalg.cholesky(np.linalg.inv(gram)).T     # inv(gram) = upper.T @ upper
+    work = np.concatenate([w, b[:, None]], axis=1) / scale[:, None]
+    for t in range(d):
+        q = np.clip(np.round(work[:, t]), -127, 127)
+        err = (work[:, t] - q) / upper[t, t]
+        work[:, t] = q
+        work[:, t + 1:] -= np.outer(err, upper[t, t + 1:])
+    return work[:, :d], work[:, d]
+
+
+def export_context_model(layers: FloatLayers, calibration_inputs: np.ndarray, *,
+                         refit: bool = True, ridge: float = 1e-3,
+                         per_channel_activations: bool = True, error_feedback: bool = True,
+                         activation_headroom: float = 1.15) -> ContextModel:
     """Quantize a float context MLP to the integer model of spec 6.
 
     Args:
         layers: ``[(W [out, in] float32, b [out] float32), ...]``, last ``out = 3 C``.
         calibration_inputs: ``[N, in]`` integer grid features (own and parent) of
-            representative anchors: they set each hidden layer's activation scale.
+            representative anchors: they set each hidden layer's activation scales and are
+            the data of the refit.
+        refit: layer by layer, re-fit the float weights and bias by ridge least squares to
+            map the *integer* activations of the layers exported so far (on the calibration
+            inputs) to the float model's own pre-activations, before quantizing them; so
+            each layer compensates the rounding of those before it. After quantization the
+            bias absorbs the mean remaining error (bias correction).
+        ridge: strength of the pull towards the float weights (relative to the mean squared
+            input); keeps the refit well posed for dead or constant activations.
+        per_channel_activations: one activation scale per hidden channel (its largest
+            calibration activation times ``activation_headroom``, / 127), folded into the
+            next layer's weights, instead of one per layer.
+        error_feedback: round the weights input by input, compensating each rounding error
+            on the calibration data with the weights not yet rounded and the bias
+            (:func:`_round_with_feedback`); else round to nearest, then correct the bias.
+        activation_headroom: margin over the calibration maximum of each activation: inputs
+            beyond the calibration set would otherwise clip (costly) where a slightly
+            coarser step costs little.
 
     Returns:
-        The :class:`ContextModel`. Weight scales are per output channel (``max |W_j| / 127``);
-        hidden activation scales are ``max activation / 127`` over the calibration set; mean
-        outputs come out in units of ``2**-16``, scale and step positions in table units.
+        The :class:`ContextModel`. Weight scales are per output channel (``max |W_j| / 127``,
+        widened where the bias would not fit an int32); mean outputs come out in units of
+        ``2**-16``, scale and step positions in table units.
     """
     channels = layers[-1][0].shape[0] // 3
-    x = np.asarray(calibration_inputs, np.float64) / ACTIVATION_MAX
-    in_scale = 1.0 / ACTIVATION_MAX
+    x_int = np.asarray(calibration_inputs, np.int64)
+    x_float = x_int.astype(np.float64) / ACTIVATION_MAX
+    in_scale = np.full(x_int.shape[1], 1.0 / ACTIVATION_MAX)    # real value per input unit
     out = []
     for i, (w, b) in enumerate(layers):
         w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
-        # per-channel weight scale, widened where the bias would not fit an int32
-        w_scale = np.maximum(np.abs(w).max(axis=1) / ACTIVATION_MAX,
-                             np.abs(b) / (in_scale * _MAX_BIAS))
+        last = i == len(layers) - 1
+        target = x_float @ w.T + b                      # the float model's pre-activation
+        real_in = x_int * in_scale                      # what the integer layer sees
+        if refit and len(x_int):
+            w, b = _refit(real_in, target, w, b, ridge)
+        # weights per integer input unit; per-channel scale, widened for a large bias
+        w_int = w * in_scale
+        w_scale = np.maximum(np.abs(w_int).max(axis=1) / ACTIVATION_MAX,
+                             np.abs(b) / _MAX_BIAS * 2.0)
         w_scale[w_scale == 0] = 1.0
-        if i == len(layers) - 1:
+        if last:
             out_scale = np.concatenate([np.full(channels, 2.0 ** -FIXED_POINT_BITS),
                                         np.ones(2 * channels)])
         else:
-            x = np.maximum(x @ w.T + b, 0.0)
-            out_scale = np.full(len(b), max(float(x.max(initial=0.0)), 1e-12) / ACTIVATION_MAX)
-        weight = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int8)
-        bias = np.clip(np.round(b / (w_scale * in_scale)), -_MAX_BIAS, _MAX_BIAS)
-        mult, shift = _multiplier_and_shift(w_scale * in_scale / out_scale)
-        out.append(ContextLayer(weight, bias.astype(np.int32), mult, shift))
-        in_scale = float(out_scale[0])
+            peak = activation_headroom * np.maximum(target, 0.0).max(axis=0, initial=0.0)
+            layer_peak = max(float(peak.max(initial=0.0)), 1e-12)
+            if not per_channel_activations:
+                peak = np.full_like(peak, layer_peak)
+            peak = np.where(peak > 0, peak, layer_peak)          # dead on calibration data
+            # and never so fine that the requantization factor would exceed 65535
+            out_scale = np.maximum(peak / ACTIVATION_MAX, w_scale / _MAX_MULTIPLIER)
+        if error_feedback and len(x_int):
+            weight, bias = _round_with_feedback(w_int, b, x_int.astype(np.float64), w_scale,
+                                                1e-6)
+        else:
+            weight = np.clip(np.round(w_int / w_scale[:, None]), -127, 127)
+            bias = b / w_scale
+        if refit and len(x_int) and not error_feedback:  # bias correction after rounding
+            bias += (target - real_in @ (weight * w_scale[:, None] / in_scale).T
+                     - b).mean(axis=0) / w_scale
+        bias = np.clip(np.round(bias), -_MAX_BIAS, _MAX_BIAS)
+        mult, shift = _multiplier_and_shift(w_scale / out_scale)
+        layer = ContextLayer(weight.astype(np.int8), bias.astype(np.int32), mult, shift)
+        out.append(layer)
+        if not last:
+            x_int = _integer_layer(x_int, layer, hidden=True)
+            x_float = np.maximum(target, 0.0)
+            in_scale = out_scale
     return ContextModel(tuple(out), channels)
 
 

@@ -54,3 +54,29 @@ def test_rate_gap_is_small():
     gap = rate_gap(layers, model, inputs, DIMS, *attrs)
     assert 0 <= gap.coder_overhead < 0.01             # words and escapes: a few bytes
     assert abs(gap.export_gap) < 0.01
+
+
+def test_refit_and_error_feedback_shrink_the_gap():
+    """The default export beats plain round-to-nearest with one activation scale a layer."""
+    rng = np.random.default_rng(4)
+    grid, inputs = calibration(8000, seed=4)
+    layers = synthetic_float_mlp(inputs[:2000], DIMS, (32, 32), STEPS, rng)
+    attrs = float_sample_attributes(layers, inputs[2000:], STEPS, DIMS, rng)
+    gaps = []
+    for options in ({"refit": False, "per_channel_activations": False,
+                     "error_feedback": False, "activation_headroom": 1.0}, {}):
+        model = EntropyModel(grid, export_context_model(layers, inputs[:2000], **options),
+                             STEPS)
+        gaps.append(rate_gap(layers, model, inputs[2000:], DIMS, *attrs).export_gap)
+    assert gaps[1] < gaps[0]
+
+
+def test_export_survives_dead_hidden_channels():
+    rng = np.random.default_rng(5)
+    _, inputs = calibration(500, seed=5)
+    layers = synthetic_float_mlp(inputs, DIMS, (16, 16), STEPS, rng)
+    w, b = layers[0]
+    layers[0] = (w, np.where(np.arange(len(b)) < 4, -1e3, b).astype(np.float32))  # 4 dead
+    model = export_context_model(layers, inputs)
+    mean, _, _ = predict(model, inputs)
+    assert np.abs(mean / 2**16 - float_predict(layers, inputs)[0]).mean() < 0.003
