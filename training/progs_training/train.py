@@ -281,7 +281,7 @@ def train(data: SceneData, config: TrainConfig = TrainConfig(), *,
         if bits is not None:
             rate = bits.mean()
             loss = loss + config.lambda_rate * rate
-            info["bits_per_value"] = float(rate)
+            info["bits_per_value"] = float(rate.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -14,8 +14,8 @@ from progs_training.export import evaluate_stream, measure_rate_gap, to_progs_mo
 from progs_training.octree_ops import check_strict
 from progs_training.train import TrainConfig, train
 
-TINY = TrainConfig(iterations=120, num_levels=3, target_anchors=250, rate_batch=512,
-                   infonce_batch=64, adjust_every=30, seed=0)
+TINY = TrainConfig(iterations=100, num_levels=3, target_anchors=250, rate_batch=512,
+                   infonce_batch=64, adjust_every=25, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_exported_context_model_tracks_the_quantized_float_model():
 def test_cli_writes_stream_and_log(data_dir, tmp_path, capsys):
     out = tmp_path / "lego.progs"
     code = main(["--data", str(data_dir / "images" / "lego_200"), "--out", str(out),
-                 "--iters", "20", "--levels", "2", "--size", "16", "--target-anchors", "100",
+                 "--iters", "10", "--levels", "2", "--size", "16", "--target-anchors", "100",
                  "--quiet"])
     assert code == 0 and decode(out.read_bytes()).lod == 2
     report = json.loads(out.with_suffix(".json").read_text())
