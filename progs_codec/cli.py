@@ -2,8 +2,9 @@
 
 Subcommands mirror the functions: ``inspect`` (:func:`progs_codec.inspect`), ``decode``
 (:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.bake.export_splats`),
-``render`` (:func:`progs_codec.render.render_orbit`). Errors in the stream or the request
-print one line and exit with status 2.
+``render`` (:func:`progs_codec.render.render_orbit`), ``conformance run``
+(:func:`progs_codec.conformance.run_suite`). Errors in the stream or the request print one
+line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -82,10 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "cpu", "gsplat"), default="auto")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(run=_cmd_render)
+
+    # Listed for --help only: main() hands "conformance run ..." to the runner's own parser.
+    p = commands.add_parser("conformance", help="run the conformance suite against a decoder: "
+                            "conformance run --decoder CMD [--results out.json] ...")
+    p.add_argument("action", choices=["run"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["conformance", "run"]:
+        from . import conformance
+
+        return conformance.main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -48,3 +48,12 @@ def test_render_and_export_commands(tmp_path, capsys):
     assert read_splats(tmp_path / "out.ply").sh_degree == 1
     assert main(["render", str(path), "--lod", "5", "-o", str(tmp_path / "x")]) == 2
     assert "LoD 5 is not available" in capsys.readouterr().err
+
+
+def test_conformance_run_is_the_runner(tmp_path, capsys):
+    reference = f"{sys.executable} -m progs_codec.canonical"
+    results = tmp_path / "r.json"
+    assert main(["conformance", "run", "--decoder", reference, "--select", "raw-basic|bad-magic",
+                 "--results", str(results)]) == 0
+    assert "passed" in capsys.readouterr().out and results.exists()
+    assert main(["conformance", "run", "--decoder", "false", "--select", "raw-basic"]) == 1
