@@ -21,9 +21,10 @@ from progs_codec.model import AttributeDims
 
 from .context_torch import ContextMLP, rate_bits, step_size
 from .hashgrid_torch import GridLookup, HashGridTorch, grid_lookup
-from .octree_ops import AnchorTree, anchor_positions, parent_index
+from .octree_ops import AnchorTree, anchor_positions, lookup, parent_index
 
-__all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth"]
+__all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth", "offsets_from_points",
+           "level_code"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class AnchorModel(torch.nn.Module):
     """Anchors of ``tree`` with their attributes and every network (see module docstring)."""
 
     def __init__(self, tree: AnchorTree, config: ModelConfig = ModelConfig(), *,
-                 device: str | torch.device = "cpu", seed: int = 0):
+                 device: str | torch.device = "cpu", seed: int = 0,
+                 points: np.ndarray | None = None):
         super().__init__()
         torch.manual_seed(seed)
         self.config = config
@@ -70,8 +72,11 @@ class AnchorModel(torch.nn.Module):
             self.context.layers[-1].bias[rows] = float(log_voxel.mean())
         self.to(device)
         self.device = torch.device(device)
-        self.set_anchors(tree, torch.zeros(len(tree), dims.feature), log_voxel,
-                         torch.zeros(len(tree), k, 3))
+        offsets = torch.zeros(len(tree), k, 3)
+        if points is not None and len(points):
+            offsets = torch.tensor(offsets_from_points(tree, points, k, seed=seed))
+        self.set_anchors(tree, level_code(tree.level, tree.frame.num_levels, dims.feature),
+                         log_voxel, offsets)
 
     def set_anchors(self, tree: AnchorTree, feature: torch.Tensor, scaling: torch.Tensor,
                     offsets: torch.Tensor) -> None:
@@ -179,3 +184,44 @@ def default_base_depth(points: np.ndarray, num_levels: int, target_anchors: int)
             break
     return max(0, best - num_levels + 1)
 
+
+
+def offsets_from_points(tree: AnchorTree, points: np.ndarray, k: int, *, seed: int = 0
+                        ) -> np.ndarray:
+    """Initial offsets ``[N, K, 3] float32``: ``K`` of the points inside each anchor's voxel,
+    in units of the voxel size (the initial offset scale), so every anchor's Gaussians start on
+    the geometry its subtree covers (a root's spread over its whole voxel, not piled at its
+    centre). Anchors without points keep zero offsets."""
+    points = np.asarray(points, np.float64)
+    frame = tree.frame
+    out = np.zeros((len(tree), k, 3), np.float32)
+    rng = np.random.default_rng(seed)
+    centres = anchor_positions(tree)
+    for level in range(1, frame.num_levels + 1):
+        members = np.flatnonzero(tree.level == level)
+        if not len(members):
+            continue
+        voxel = frame.root_voxel_size / 2.0 ** (level - 1)
+        cells = np.floor((points - np.asarray(frame.origin)) / voxel).astype(np.int64)
+        found = lookup(tree, level, cells)
+        inside = found >= 0
+        owner, pts = found[inside], points[inside]
+        if not len(owner):
+            continue
+        order = np.argsort(owner, kind="stable")
+        owner, pts = owner[order], pts[order]
+        anchors, start, count = np.unique(owner, return_index=True, return_counts=True)
+        pick = start[:, None] + (rng.random((len(anchors), k)) * count[:, None]).astype(np.int64)
+        rel = (pts[pick] - centres[anchors][:, None]) / voxel
+        out[anchors] = np.clip(rel, -0.5, 0.5)
+    return out
+
+
+def level_code(level: np.ndarray, num_levels: int, width: int) -> torch.Tensor:
+    """Initial features ``[N, width]``: zero but for channel 0, which is ``+1`` for roots down to
+    ``-1`` for the finest level, so the shared generation MLPs can tell coarse anchors (few,
+    large, must cover their subtree alone) from fine ones from the first step."""
+    feature = torch.zeros(len(level), width)
+    if num_levels > 1:
+        feature[:, 0] = torch.tensor(1.0 - 2.0 * (np.asarray(level) - 1) / (num_levels - 1))
+    return feature
