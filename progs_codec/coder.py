@@ -19,6 +19,8 @@ import functools
 
 import constriction
 import numpy as np
+from bitarray import bitarray
+from bitarray.util import ba2int
 
 from .errors import FormatError
 from .tables import PRECISION, load_tables
@@ -202,7 +204,8 @@ class EscapeReader:
     """
 
     def __init__(self, data: bytes):
-        self.bits = bin(int.from_bytes(data, "big") | (1 << 8 * len(data)))[3:] if data else ""
+        self.bits = bitarray(endian="big")
+        self.bits.frombytes(bytes(data))
         self.pos = 0
 
     @property
@@ -214,16 +217,17 @@ class EscapeReader:
         bits, pos = self.bits, self.pos
         magnitudes, negative = np.empty(count, np.int64), np.empty(count, bool)
         for i in range(count):
-            one = bits.find("1", pos, pos + MAX_ESCAPE_ZEROS + 1)
-            if one < 0:
+            try:
+                one = bits.index(1, pos, min(len(bits), pos + MAX_ESCAPE_ZEROS + 1))
+            except ValueError:
                 if len(bits) - pos <= MAX_ESCAPE_ZEROS:
                     raise FormatError("escape section ends inside an escape")
                 raise FormatError(f"escape with more than {MAX_ESCAPE_ZEROS} leading zeros")
             end = 2 * one - pos + 1                  # past the value bits
             if end + 1 > len(bits):
                 raise FormatError("escape section ends inside an escape")
-            magnitudes[i] = int(bits[one:end], 2) - 1
-            negative[i] = bits[end] == "1"
+            magnitudes[i] = ba2int(bits[one:end]) - 1
+            negative[i] = bits[end]
             pos = end + 1
         self.pos = pos
         return magnitudes, negative
