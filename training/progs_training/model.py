@@ -74,7 +74,10 @@ class AnchorModel(torch.nn.Module):
         self.device = torch.device(device)
         offsets = torch.zeros(len(tree), k, 3)
         if points is not None and len(points):
-            offsets = torch.tensor(offsets_from_points(tree, points, k, seed=seed))
+            # Finest level excluded: its voxels are small enough for offsets at the centre,
+            # and random initial offsets there cost ~40% more stream for no visible gain.
+            offsets = torch.tensor(offsets_from_points(
+                tree, points, k, seed=seed, levels=range(1, tree.frame.num_levels)))
         self.set_anchors(tree, level_code(tree.level, tree.frame.num_levels, dims.feature),
                          log_voxel, offsets)
 
@@ -186,18 +189,19 @@ def default_base_depth(points: np.ndarray, num_levels: int, target_anchors: int)
 
 
 
-def offsets_from_points(tree: AnchorTree, points: np.ndarray, k: int, *, seed: int = 0
-                        ) -> np.ndarray:
+def offsets_from_points(tree: AnchorTree, points: np.ndarray, k: int, *, seed: int = 0,
+                        levels=None) -> np.ndarray:
     """Initial offsets ``[N, K, 3] float32``: ``K`` of the points inside each anchor's voxel,
     in units of the voxel size (the initial offset scale), so every anchor's Gaussians start on
     the geometry its subtree covers (a root's spread over its whole voxel, not piled at its
-    centre). Anchors without points keep zero offsets."""
+    centre). Only anchors of ``levels`` (default all) get them; the others and anchors without
+    points keep zero offsets."""
     points = np.asarray(points, np.float64)
     frame = tree.frame
     out = np.zeros((len(tree), k, 3), np.float32)
     rng = np.random.default_rng(seed)
     centres = anchor_positions(tree)
-    for level in range(1, frame.num_levels + 1):
+    for level in range(1, frame.num_levels + 1) if levels is None else levels:
         members = np.flatnonzero(tree.level == level)
         if not len(members):
             continue

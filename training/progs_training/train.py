@@ -9,7 +9,8 @@ codec will. Anchors grow and are pruned every ``adjust_every`` steps between ``g
 and ``grow_until T`` (Algorithm 1, :mod:`.anchors`).
 
 Each step renders the full LoD (weight 1) and every coarser LoD ``1..L-1`` (weight
-``coarse_lod_weight`` each; ``coarse_lods = n > 0`` draws only ``n`` of them per step), so every
+``coarse_lod_weights[k - 1]`` for LoD ``k`` where given, else ``coarse_lod_weight``;
+``coarse_lods = n > 0`` draws only ``n`` of them per step), so every
 prefix of the stream is trained to look right. Coarse LoDs have few Gaussians, so rendering all
 of them costs little; with one coarse LoD drawn per step, LoD 1 (8 anchors on the plant) got a
 tenth of the full LoD's weight and rendered nearly black.
@@ -50,6 +51,7 @@ class TrainConfig:
     lambda_rate: float = 0.002
     model: ModelConfig = field(default_factory=ModelConfig)
     coarse_lod_weight: float = 0.5
+    coarse_lod_weights: tuple[float, ...] = (1.0, 0.7)
     coarse_lods: int = 0
     ssim_weight: float = 0.2
     volume_weight: float = 0.01
@@ -184,6 +186,11 @@ def _adjust(model: AnchorModel, stats: _Stats, optimizer, config: TrainConfig,
             "per_level": tree.level_counts()}
 
 
+def _coarse_weight(config: TrainConfig, lod: int) -> float:
+    weights = config.coarse_lod_weights
+    return weights[lod - 1] if lod <= len(weights) else config.coarse_lod_weight
+
+
 def _optimizer(model: AnchorModel, config: TrainConfig) -> torch.optim.Optimizer:
     nets = model.network_parameters()
     groups = [{"params": [model.feature], "lr": config.lr_feature, "name": "feature"},
@@ -275,7 +282,7 @@ def train(data: SceneData, config: TrainConfig = TrainConfig(), *,
             g, anchor_of = model.gaussians(attrs, centers[index], lod)
             rendered = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, view.camera,
                                  background=background)
-            weight = 1.0 if i == 0 else config.coarse_lod_weight
+            weight = 1.0 if i == 0 else _coarse_weight(config, lod)
             loss = loss + weight * photometric_loss(rendered.image, targets[index],
                                                     ssim_weight=config.ssim_weight)
             if i == 0:

@@ -35,5 +35,6 @@ def test_level_code_and_model_init():
     assert torch.equal(code[tree.level == 4, 0], -torch.ones(int((tree.level == 4).sum())))
     assert not code[:, 1:].any()
     model = AnchorModel(tree, ModelConfig(), points=points)
-    assert model.offsets.abs().sum() > 0 and torch.equal(model.feature, code)
+    assert model.offsets[tree.level < 4].abs().sum() > 0 and torch.equal(model.feature, code)
+    assert not model.offsets[tree.level == 4].any()                   # finest: centre
     assert not AnchorModel(tree, ModelConfig()).offsets.any()
