@@ -47,6 +47,7 @@ __all__ = [
     "quantize_attributes",
     "encode_level_attributes",
     "decode_level_attributes",
+    "decode_level",
     "random_entropy_model",
     "sample_attributes",
 ]
@@ -257,9 +258,9 @@ def encode_level_attributes(model: EntropyModel, prediction: Prediction, dims: A
     return payloads, (decoded[0], decoded[1], decoded[2].reshape(n, dims.num_offsets, 3))
 
 
-def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
-                  step_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Spec 7.4-7.6 for one group; raises :class:`FormatError` without location.
+class _GroupDecoder:
+    """Spec 7.4-7.6 for one group, block by block; errors are :class:`FormatError` without
+    location (the caller adds chunk and group).
 
     Per block, the symbols come out of :func:`pop_grouped` in table order; ``k = i - T_s``
     is formed there (``T_s`` is constant along a table's run), and one scatter puts the
@@ -268,61 +269,95 @@ def _decode_group(payload: bytes, mean: np.ndarray, scale_index: np.ndarray,
     int32 when the block's bound allows it (``max |k| * max step + 2**24 < 2**31``), else
     in int64, and turned to binary32 exactly (``|V| < 2**24``, times a power of two).
     """
-    payload = bytes(payload)
-    if len(payload) < _WORD_COUNT.size:
-        raise FormatError("group payload shorter than its word count")
-    (count,) = _WORD_COUNT.unpack_from(payload)
-    end = _WORD_COUNT.size + 4 * count
-    if end > len(payload):
-        raise LimitError(f"group payload declares {count} words, holds "
+
+    def __init__(self, payload: bytes, steps: np.ndarray):
+        payload = bytes(payload)
+        if len(payload) < _WORD_COUNT.size:
+            raise FormatError("group payload shorter than its word count")
+        (count,) = _WORD_COUNT.unpack_from(payload)
+        self.words_end = _WORD_COUNT.size + 4 * count
+        if self.words_end > len(payload):
+            raise LimitError(f"group payload declares {count} words, holds "
                              f"{(len(payload) - _WORD_COUNT.size) // 4}")
-    coder = open_decoder(np.frombuffer(payload, "<u4", count, _WORD_COUNT.size))
-    escapes = EscapeReader(payload[end:])
-    half_widths = load_tables().half_widths.astype(np.int32)
-    models = scale_models()
-    steps = np.asarray(steps, np.int64)
-    small_steps = steps.astype(np.int32)
-    out = np.empty(mean.shape, np.float32)
-    for rows in _blocks(len(mean)):
-        scale = scale_index[rows]
+        self.escape_bytes = len(payload) - self.words_end
+        self.coder = open_decoder(np.frombuffer(payload, "<u4", count, _WORD_COUNT.size))
+        self.escapes = EscapeReader(payload[self.words_end:])
+        self.half_widths = load_tables().half_widths.astype(np.int32)
+        self.models = scale_models()
+        self.steps = np.asarray(steps, np.int64)
+        self.small_steps = self.steps.astype(np.int32)
+
+    def block(self, mean: np.ndarray, scale: np.ndarray, step_index: np.ndarray,
+              out: np.ndarray) -> None:
+        """Decode the next block (at most ``BLOCK_ANCHORS`` anchors) into ``out`` (float32)."""
         flat = scale.ravel()
-        grouped, order, tables, counts = pop_grouped(coder, flat, models)
+        half_widths = self.half_widths
+        grouped, order, tables, counts = pop_grouped(self.coder, flat, self.models)
         half = np.repeat(half_widths[tables], counts)
         grouped -= half                                   # k; the escape index gives T + 1
         escape = grouped > half
         k = np.empty(len(flat), np.int32)
         k[order] = grouped
         k = k.reshape(scale.shape)
-        block_steps = small_steps
+        block_steps = self.small_steps
         if escape.any():
             k = k.astype(np.int64)
-            block_steps = steps
+            block_steps = self.steps
             where = np.sort(order[escape])
-            magnitude, negative = escapes.read(len(where))
+            magnitude, negative = self.escapes.read(len(where))
             k.ravel()[where] = np.where(negative, -1, 1) * (magnitude + half_widths[flat[where]]
                                                             + 1)
-        elif (int(half_widths[tables].max(initial=0)) + 1) * int(steps.max()) \
+        elif (int(half_widths[tables].max(initial=0)) + 1) * int(self.steps.max()) \
                 >= (1 << 31) - (1 << 24):
             k = k.astype(np.int64)
-            block_steps = steps
-        value = block_steps.take(step_index[rows])
+            block_steps = self.steps
+        value = block_steps.take(step_index)
         value *= k
-        value += mean[rows]
+        value += mean
         if value.size and max(-int(value.min()), int(value.max())) > VALUE_LIMIT:
             raise LimitError(f"a decoded value exceeds {VALUE_LIMIT} units")
-        np.multiply(value, np.float32(_UNIT), out=out[rows], dtype=np.float32,
-                    casting="unsafe")
-    check_finished(coder)
-    if escapes.bytes_used != len(payload) - end:
-        raise FormatError(f"escape section is {len(payload) - end} bytes, its escapes need "
-                          f"{escapes.bytes_used}")
-    return out
+        np.multiply(value, np.float32(_UNIT), out=out, dtype=np.float32, casting="unsafe")
+
+    def finish(self) -> None:
+        check_finished(self.coder)
+        if self.escapes.bytes_used != self.escape_bytes:
+            raise FormatError(f"escape section is {self.escape_bytes} bytes, its escapes need "
+                              f"{self.escapes.bytes_used}")
+
+
+def _decode_groups(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
+                   count: int, predict_block, level: int):
+    """Decode the three groups block by block (spec 7.5); ``predict_block(rows)`` gives the
+    block's :class:`Prediction`. The groups' rANS streams are independent, so one block of
+    each can be decoded in turn, and only one block's contexts are held at a time."""
+    slices = _group_slices(dims)
+    decoders, out = {}, {}
+    for g, (group, cols) in enumerate(slices.items()):
+        try:
+            decoders[group] = _GroupDecoder(payloads[group], group_steps(model.base_steps[g]))
+        except FormatError as e:
+            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+        out[group] = np.empty((count, cols.stop - cols.start), np.float32)
+    for rows in _blocks(count):
+        prediction = predict_block(rows)
+        for group, cols in slices.items():
+            try:
+                decoders[group].block(prediction.mean[:, cols], prediction.scale_index[:, cols],
+                                      prediction.step_index[:, cols], out[group][rows])
+            except FormatError as e:
+                raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+    for group, decoder in decoders.items():
+        try:
+            decoder.finish()
+        except FormatError as e:
+            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+    return out["feature"], out["scaling"], out["offsets"].reshape(count, dims.num_offsets, 3)
 
 
 def decode_level_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,
                             payloads: dict[str, bytes], *, level: int
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode one level's three group payloads (spec 7).
+    """Decode one level's three group payloads (spec 7) given its contexts.
 
     Returns ``(feature [N, F], scaling [N, S], offsets [N, K, 3])``, float32.
 
@@ -330,16 +365,27 @@ def decode_level_attributes(model: EntropyModel, prediction: Prediction, dims: A
         FormatError: (or a subclass) naming ``chunk="LEVL {level}"`` and ``field=group`` when a
             payload is truncated, holds unused data or decodes to values out of range.
     """
-    out = []
-    for g, (group, cols) in enumerate(_group_slices(dims).items()):
-        try:
-            out.append(_decode_group(payloads[group], prediction.mean[:, cols],
-                                     prediction.scale_index[:, cols],
-                                     prediction.step_index[:, cols],
-                                     group_steps(model.base_steps[g])))
-        except FormatError as e:
-            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
-    return out[0], out[1], out[2].reshape(len(prediction), dims.num_offsets, 3)
+    def predict_block(rows):
+        return Prediction(prediction.mean[rows], prediction.scale_index[rows],
+                          prediction.step_index[rows])
+
+    return _decode_groups(model, dims, payloads, len(prediction), predict_block, level)
+
+
+def decode_level(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
+                 coords: np.ndarray, parent_coords: np.ndarray | None, depth: int, *,
+                 level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contexts and attributes of one level, one block of anchors at a time (spec 6, 7).
+
+    The same result as :func:`level_contexts` then :func:`decode_level_attributes`, but the
+    contexts of only one block are alive at once, so decoding needs little more memory than
+    the decoded attributes themselves.
+    """
+    def predict_block(rows):
+        return level_contexts(model, coords[rows],
+                              None if parent_coords is None else parent_coords[rows], depth)
+
+    return _decode_groups(model, dims, payloads, len(coords), predict_block, level)
 
 
 def random_entropy_model(dims: AttributeDims, *, preset: str = "small", seed: int = 0,

@@ -192,8 +192,8 @@ def decode_level(chunk: LevelChunk, header: Header, previous: Level | None) -> L
         arrays = _parse_raw_groups(chunk.group_payloads, header.dims, count, name)
         feature, scaling, offsets = arrays["feature"], arrays["scaling"], arrays["offsets"]
     else:
-        from .attributes import decode_level_attributes, level_contexts
-        prediction = level_contexts(header.entropy_model, coords, parent_coords, depth)
-        feature, scaling, offsets = decode_level_attributes(
-            header.entropy_model, prediction, header.dims, chunk.group_payloads, level=k)
+        from .attributes import decode_level as decode_attributes
+        feature, scaling, offsets = decode_attributes(
+            header.entropy_model, header.dims, chunk.group_payloads, coords, parent_coords,
+            depth, level=k)
     return Level(coords, parent_index, octant, feature, scaling, offsets)
