@@ -13,6 +13,10 @@ cd "$REPO"
 DATA=${DATA:-$REPO/../shared/data}
 PLANT_ITERS=${PLANT_ITERS:-6000}
 LEGO_ITERS=${LEGO_ITERS:-5000}
+# Coarser LoDs rendered per step besides the full one (0: all four, the default since the
+# coarse-LoD fix; 1: one drawn at random, as before). All four add 4 small renders per step,
+# not yet timed on the H100: if the run overruns its budget, set COARSE_LODS=1 or fewer ITERS.
+COARSE_LODS=${COARSE_LODS:-0}
 
 # 1. Offline install: only wheels from .whl/, never the network; torch stays as installed.
 python -m pip install --no-index --find-links .whl --no-deps -q \
@@ -39,9 +43,11 @@ EOF
 python -m progs_training.cli --data "$DATA/teacher_views/plant" \
   --init-points "$DATA/scenes/plant/plant.splat" --out "$OUT_DIR/plant.progs" \
   --iters "$PLANT_ITERS" --levels 5 --target-anchors 20000 --lambda 0.004 \
+  --coarse-lods "$COARSE_LODS" \
   --log "$OUT_DIR/plant.json" --quiet
 python -m progs_training.cli --data "$DATA/images/lego_200" --out "$OUT_DIR/lego.progs" \
   --iters "$LEGO_ITERS" --levels 5 --target-anchors 15000 --lambda 0.004 \
+  --coarse-lods "$COARSE_LODS" \
   --log "$OUT_DIR/lego.json" --quiet
 
 # 4. Summary: machine, per-LoD quality and size, times, rate gap; plant vs its SPZ size.

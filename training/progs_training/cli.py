@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init-points", default=None, help=".ply/.splat whose centres seed the octree")
     p.add_argument("--context-hidden", default="64,64",
                    help="hidden widths of the context MLP (its integer weights are in the header)")
+    p.add_argument("--coarse-lods", type=int, default=TrainConfig.coarse_lods,
+                   help="coarser LoDs rendered per step besides the full one (0: all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default=None, help="JSON report (default: OUT with .json)")
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(iterations=args.iters, num_levels=args.levels,
                          base_depth=args.base_depth, target_anchors=args.target_anchors,
                          lambda_rate=args.lambda_rate, device=args.device, seed=args.seed,
+                         coarse_lods=args.coarse_lods,
                          model=ModelConfig(context_hidden=tuple(
                              int(w) for w in args.context_hidden.split(",") if w)))
     log_path = args.log or str(Path(args.out).with_suffix(".json"))
