@@ -17,8 +17,8 @@ import numpy as np
 from plyfile import PlyData
 
 from progs_codec.octree import frame_for_points, octree_from_points
-from progs_codec.occupancy import virtual_masks, write_occupancy
-from progs_codec.structure import children_length, roots_length
+from progs_codec.occupancy import children_masks, virtual_masks, write_occupancy
+from progs_codec.structure import children_length, levels_from_coords, roots_length
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 
@@ -36,15 +36,9 @@ def occupancy_entropy_bits(parents: np.ndarray, children: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum() * len(masks))
 
 
-def child_masks(parents: np.ndarray, children: np.ndarray) -> np.ndarray:
-    """Occupancy masks of ``parents`` (Morton order) from their ``children``."""
-    from progs_codec.structure import morton_codes
-
-    depth = int(max(parents.max(), 1)).bit_length()
-    codes = morton_codes(children >> 1, depth + 1).astype(np.int64)
-    index = np.searchsorted(morton_codes(parents, depth + 1).astype(np.int64), codes)
-    octant = (children[:, 0] & 1) << 2 | (children[:, 1] & 1) << 1 | (children[:, 2] & 1)
-    return np.bincount(index, weights=1 << octant, minlength=len(parents)).astype(np.uint8)
+def _no_attributes(n: int) -> dict[str, np.ndarray]:
+    return {"feature": np.zeros((n, 1)), "scaling": np.zeros((n, 0)),
+            "offsets": np.zeros((n, 1, 3))}
 
 
 def main() -> None:
@@ -61,8 +55,10 @@ def main() -> None:
             non_root = sum(counts[1:])
             entropy = sum(occupancy_entropy_bits(levels[k], levels[k + 1])
                           for k in range(len(levels) - 1))
-            coded = [8 * len(write_occupancy(child_masks(levels[k], levels[k + 1])))
-                     for k in range(len(levels) - 1)]
+            linked = levels_from_coords(levels, base_depth, [_no_attributes(len(c)) for c in levels])
+            coded = [8 * len(write_occupancy(children_masks(child.parent_index, child.octant,
+                                                            len(parent))))
+                     for parent, child in zip(linked, linked[1:])]
             roots = 8 * min(len(write_occupancy(virtual_masks(levels[0], base_depth))),
                             roots_length(counts[0], base_depth))
             print(f"{ply.stem:8} {base_depth:>2} {str(counts):>40} "

@@ -33,10 +33,9 @@ from progs_codec import ProgsError, decode, encode  # noqa: E402
 from progs_codec.attributes import (  # noqa: E402
     EntropyModel,
     level_contexts,
-    random_entropy_model,
     sample_attributes,
 )
-from progs_codec.canonical import canonical_records, decode_to_dump, digest, error_class  # noqa: E402
+from progs_codec.canonical import decode_to_dump, digest, error_class  # noqa: E402
 from progs_codec.model import (  # noqa: E402
     AttributeDims,
     CoordinateConvention,

@@ -26,7 +26,7 @@ from .container import (
 from .errors import FormatError, LimitError, ModelError, TruncatedError, UnsupportedError
 from .header import AttributeCoding, Header, TocEntry, frame_problems, parse_header, write_header
 from .level import decode_level, encode_level, parse_level_chunk
-from .model import AttributeDims, Level, ProgsModel
+from .model import Level, ProgsModel
 from .structure import validate_model_structure
 
 __all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS"]

@@ -13,6 +13,7 @@ import numpy as np
 
 from .coder import categorical_model, check_finished, open_decoder
 from .errors import FormatError, LimitError
+from .structure import child_coords, morton_codes
 from .tables import PRECISION
 
 __all__ = [
@@ -28,7 +29,6 @@ NUM_MASKS = 256
 _PRESENCE_BYTES = NUM_MASKS // 8
 _MAX_VARINT_BYTES = 5
 _WORD_COUNT = struct.Struct("<I")
-_OCTANT_BITS = np.array([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)], np.int32)
 
 
 def mask_frequencies(counts: np.ndarray) -> np.ndarray:
@@ -64,13 +64,11 @@ def virtual_masks(root_coords: np.ndarray, base_depth: int) -> np.ndarray:
 
     Each depth's nodes are in Morton order (spec 4.6), as the decoder visits them.
     """
-    from .structure import morton_codes
-
     codes = morton_codes(root_coords, base_depth).astype(np.int64)
     per_depth = []
     for depth in range(base_depth - 1, -1, -1):
         parents = codes >> 3
-        nodes, first = np.unique(parents, return_index=True)
+        nodes = np.unique(parents)
         masks = np.zeros(len(nodes), np.int64)
         np.bitwise_or.at(masks, np.searchsorted(nodes, parents), 1 << (codes & 7))
         per_depth.append(masks.astype(np.uint8))
@@ -192,7 +190,7 @@ def parse_roots_occupancy(section: bytes, count: int, base_depth: int, *,
             raise FormatError(f"depth {depth + 1} of the virtual octree holds {children} nodes, "
                               f"more than the {count} roots", chunk=chunk, field="anchor_count")
         parent_index, octant = _children_of(masks)
-        coords = 2 * coords[parent_index] + _OCTANT_BITS[octant]
+        coords = child_coords(coords, parent_index, octant)
     reader.finish()
     if len(coords) != count:
         raise FormatError(f"masks give {len(coords)} roots, anchor_count is {count}",

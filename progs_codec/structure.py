@@ -193,7 +193,7 @@ def validate_model_structure(levels, base_depth: int) -> None:
             problem = check_roots(np.asarray(level.coords), base_depth)
         else:
             previous = levels[k - 2]
-            if k - 1 < len(levels) and len(previous) > MAX_PARENTS:
+            if len(previous) > MAX_PARENTS:
                 problem = (f"level {k - 1} has {len(previous)} anchors; a level with children "
                            f"holds at most 2**20 = {MAX_PARENTS}")
             else:

@@ -11,7 +11,6 @@ from progs_codec.canonical import (
     DumpError,
     Record,
     canonical_dump,
-    canonical_records,
     digest,
     error_class,
     main,

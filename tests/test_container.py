@@ -13,7 +13,7 @@ from progs_codec.container import (
     write_chunk,
     write_file_header,
 )
-from progs_codec.errors import ChecksumError, FormatError, TruncatedError, UnsupportedError
+from progs_codec.errors import FormatError, TruncatedError, UnsupportedError
 
 
 def test_file_header_round_trip():
