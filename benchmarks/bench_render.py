@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from progs_codec.bake import bake
-from progs_codec.camera import framing_distance, load_nerf_cameras, orbit_cameras, scene_sphere
-from progs_codec.gaussians import generate_gaussians
 from progs_codec.render import psnr, render
-from progs_codec.splats import read_ply, write_splats
+from progs_codec.render.bake import bake
+from progs_codec.render.camera import (framing_distance, load_nerf_cameras, orbit_cameras,
+                                       scene_sphere)
+from progs_codec.render.gaussians import generate_gaussians
+from progs_codec.render.splats import read_ply, write_splats
 from progs_codec.testing import synthetic_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

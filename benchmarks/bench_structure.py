@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from plyfile import PlyData
 
-from progs_codec.octree import frame_for_points, octree_from_points
-from progs_codec.occupancy import children_masks, virtual_masks, write_occupancy
-from progs_codec.structure import children_length, levels_from_coords, roots_length
+from progs_codec.build import frame_for_points, octree_from_points
+from progs_codec.format.occupancy import children_masks, virtual_masks, write_occupancy
+from progs_codec.format.structure import children_length, levels_from_coords, roots_length
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"
 

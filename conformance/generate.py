@@ -30,12 +30,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from progs_codec import ProgsError, decode, encode  # noqa: E402
-from progs_codec.attributes import (  # noqa: E402
+from progs_codec.entropy.attributes import (  # noqa: E402
     EntropyModel,
     level_contexts,
     sample_attributes,
 )
-from progs_codec.canonical import decode_to_dump, digest, error_class  # noqa: E402
+from progs_codec.entropy.context_model import (  # noqa: E402
+    ContextLayer,
+    ContextModel,
+    random_context_model,
+)
+from progs_codec.entropy.hashgrid import PRESETS, HashGridConfig, random_hash_grid  # noqa: E402
+from progs_codec.format.occupancy import (  # noqa: E402
+    children_masks,
+    virtual_masks,
+    write_occupancy,
+)
+from progs_codec.format.structure import levels_from_coords, write_children  # noqa: E402
 from progs_codec.model import (  # noqa: E402
     AttributeDims,
     CoordinateConvention,
@@ -43,11 +54,8 @@ from progs_codec.model import (  # noqa: E402
     ProgsModel,
     SceneFrame,
 )
-from progs_codec.context_model import ContextLayer, ContextModel, random_context_model  # noqa: E402
-from progs_codec.hashgrid import PRESETS, HashGridConfig, random_hash_grid  # noqa: E402
-from progs_codec.occupancy import children_masks, virtual_masks, write_occupancy  # noqa: E402
-from progs_codec.structure import levels_from_coords, write_children  # noqa: E402
 from progs_codec.testing import random_gaussian_mlps, random_octree, synthetic_model  # noqa: E402
+from progs_codec.tools.canonical import decode_to_dump, digest, error_class  # noqa: E402
 
 SUITE = Path(__file__).resolve().parent
 PLANT = ROOT / "examples" / "plant.progs"
@@ -641,7 +649,7 @@ def _roots(change_coords: Callable[[np.ndarray], None]):
         model = decode(_base(), max_lod=1)
         coords = model.levels[0].coords.copy()
         change_coords(coords)
-        from progs_codec.structure import write_roots
+        from progs_codec.format.structure import write_roots
         structure = write_roots(coords, model.frame.base_depth)
         return [fields[0], 0, fields[2], len(structure)], structure, groups
     return _level(1, change_level)
@@ -1123,7 +1131,7 @@ def _digests(stream: bytes, cases: list[dict]) -> list[dict]:
 
 
 def _records(stream: bytes) -> list[dict]:
-    from progs_codec.canonical import split_dump
+    from progs_codec.tools.canonical import split_dump
     return [dict(name=r.name, level=r.level, sha256=digest(r.payload))
             for r in split_dump(decode_to_dump(stream, 16))]
 
@@ -1211,7 +1219,7 @@ git clone <this repository> progs && cd progs && pip install .
 progs-codec conformance run --decoder "/path/to/your-decoder --its-flags" --results out.json
 python -m json.tool out.json      # every case, passed or not, with the reason
 ```
-The exit status is 0 only when every case passes. `python -m progs_codec.conformance` takes
+The exit status is 0 only when every case passes. `python -m progs_codec.tools.conformance` takes
 the same options (`--suite DIR`, `--select REGEX`, `--timeout S`, `--jobs N`).
 
 ## The decoder command (spec 10.4)
@@ -1232,7 +1240,7 @@ expected class or `format` (which every other class refines) passes. Each call h
   record of the full decode, so the runner names the first record that differs.
 - Invalid streams: `invalid/<name>/stream.progs`, decoded with `MAX_LOD` 16 (all levels);
   `expected.json` gives `error_class`.
-- Reference decoder: `python -m progs_codec.canonical`; independent decoder written from
+- Reference decoder: `python -m progs_codec.tools.canonical`; independent decoder written from
   `spec/` alone: `python conformance/independent_decoder` (numpy only). CI runs both
   (`tests/test_conformance.py`).
 - Regenerate with `python conformance/generate.py`; a test checks that the committed suite

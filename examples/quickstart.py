@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import progs_codec
-from progs_codec.bake import export_splats
-from progs_codec.inspect import format_info
 from progs_codec.render import render_orbit
+from progs_codec.render.bake import export_splats
+from progs_codec.tools.inspect import format_info
 
 SAMPLE = Path(__file__).with_name("plant.progs")
 

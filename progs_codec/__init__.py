@@ -10,7 +10,6 @@ The format is specified in ``spec/`` of the source distribution.
 """
 
 from .codec import Decoder, decode, encode
-from .container import MAGIC, VERSION
 from .errors import (
     ChecksumError,
     FormatError,
@@ -20,8 +19,9 @@ from .errors import (
     TruncatedError,
     UnsupportedError,
 )
-from .inspect import StreamInfo, inspect
+from .format.container import MAGIC, VERSION
 from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, SceneFrame
+from .tools.inspect import StreamInfo, inspect
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from .container import (
+from .errors import FormatError, LimitError, ModelError, TruncatedError, UnsupportedError
+from .format.container import (
     ENDS,
     FILE_HEADER_SIZE,
     HEAD,
@@ -23,11 +24,11 @@ from .container import (
     write_chunk,
     write_file_header,
 )
-from .errors import FormatError, LimitError, ModelError, TruncatedError, UnsupportedError
-from .header import AttributeCoding, Header, TocEntry, frame_problems, parse_header, write_header
-from .level import decode_level, encode_level, parse_level_chunk
+from .format.header import (AttributeCoding, Header, TocEntry, frame_problems, parse_header,
+                            write_header)
+from .format.level import decode_level, encode_level, parse_level_chunk
+from .format.structure import validate_model_structure
 from .model import Level, ProgsModel
-from .structure import validate_model_structure
 
 __all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS"]
 
@@ -81,7 +82,7 @@ def encode(model: ProgsModel) -> bytes:
     coding = AttributeCoding.RAW if model.entropy_model is None else AttributeCoding.ENTROPY
     entropy_parts = (b"", b"")
     if coding is AttributeCoding.ENTROPY:
-        from .attributes import write_entropy_model
+        from .entropy.attributes import write_entropy_model
         entropy_parts = write_entropy_model(model.entropy_model)
 
     def header_for(toc):

@@ -106,7 +106,7 @@ def synthetic_model(num_anchors: int = 1000, num_levels: int = 4, seed: int = 0,
                        convention=CoordinateConvention.OPENCV)
     entropy_model = None
     if attribute_coding == "entropy":
-        from .attributes import level_contexts, random_entropy_model, sample_attributes
+        from .entropy.attributes import level_contexts, random_entropy_model, sample_attributes
         entropy_model = random_entropy_model(dims, preset=preset, seed=seed)
     levels = []
     for k, (coords, parent_index, octant) in enumerate(octree, start=1):

@@ -1,4 +1,4 @@
-"""Tests for progs_codec.attributes (spec 7): round trips, reference decoder, bad input."""
+"""Tests for progs_codec.entropy.attributes (spec 7): round trips, reference decoder, bad input."""
 
 import functools
 
@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from progs_codec import attributes
-from progs_codec.attributes import (FIXED_POINT_BITS, VALUE_LIMIT, EntropyModel,
-                                    Prediction, decode_level_attributes, encode_level_attributes,
-                                    group_steps, level_contexts, parse_entropy_model,
-                                    quantize_attributes, random_entropy_model, sample_attributes,
-                                    write_entropy_model)
-from progs_codec.coder import EscapeReader, ReferenceAnsDecoder
-from progs_codec.context_model import predict
+from progs_codec.entropy import attributes
+from progs_codec.entropy.attributes import (FIXED_POINT_BITS, VALUE_LIMIT, EntropyModel, Prediction,
+                                            decode_level_attributes, encode_level_attributes,
+                                            group_steps, level_contexts, parse_entropy_model,
+                                            quantize_attributes, random_entropy_model,
+                                            sample_attributes, write_entropy_model)
+from progs_codec.entropy.coder import EscapeReader, ReferenceAnsDecoder
+from progs_codec.entropy.context_model import predict
+from progs_codec.entropy.hashgrid import hash_features
+from progs_codec.entropy.tables import load_tables
 from progs_codec.errors import FormatError, ModelError, ProgsError
-from progs_codec.hashgrid import hash_features
 from progs_codec.model import AttributeDims
-from progs_codec.tables import load_tables
 
 DIMS = AttributeDims(feature=5, scaling=2, num_offsets=2)
 

@@ -1,15 +1,15 @@
-"""Tests of progs_codec.bake: SH fitting, rotations, baking fidelity, export."""
+"""Tests of progs_codec.render.bake: SH fitting, rotations, baking fidelity, export."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from progs_codec.bake import bake, export_splats, fibonacci_sphere, fit_sh, rotmat_to_quat
-from progs_codec.camera import framing_distance, orbit_cameras, quat_to_rotmat, scene_sphere
 from progs_codec.model import MLP, GaussianMLPs
-from progs_codec.render import psnr, render
-from progs_codec.splats import SplatsError, read_splats, sh_basis
+from progs_codec.render.bake import bake, export_splats, fibonacci_sphere, fit_sh, rotmat_to_quat
+from progs_codec.render.camera import framing_distance, orbit_cameras, quat_to_rotmat, scene_sphere
+from progs_codec.render.images import psnr, render
+from progs_codec.render.splats import SplatsError, read_splats, sh_basis
 from progs_codec.testing import synthetic_model
 
 # Measured on synthetic_model(1500, 3, seed=0), 3 orbit views at 64x64, SH degree 3:

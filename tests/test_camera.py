@@ -1,11 +1,12 @@
-"""Tests of progs_codec.camera: validation, conventions, orbit and NeRF loading."""
+"""Tests of progs_codec.render.camera: validation, conventions, orbit and NeRF loading."""
 
 import math
 
 import numpy as np
 import pytest
 
-from progs_codec.camera import (
+from progs_codec.errors import ProgsError
+from progs_codec.render.camera import (
     Camera,
     CameraError,
     load_nerf_cameras,
@@ -13,7 +14,6 @@ from progs_codec.camera import (
     orbit_cameras,
     scene_sphere,
 )
-from progs_codec.errors import ProgsError
 
 
 def project(cam: Camera, p) -> np.ndarray:

@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 
 from progs_codec import decode, encode
-from progs_codec.canonical import (
+from progs_codec.errors import (
+    ChecksumError,
+    FormatError,
+    LimitError,
+    TruncatedError,
+    UnsupportedError,
+)
+from progs_codec.format.container import LEVL
+from progs_codec.format.level import parse_level_chunk
+from progs_codec.model import AttributeDims
+from progs_codec.testing import synthetic_model
+from progs_codec.tools.canonical import (
     DUMP_MAGIC,
     DumpError,
     Record,
@@ -16,17 +27,6 @@ from progs_codec.canonical import (
     main,
     split_dump,
 )
-from progs_codec.container import LEVL
-from progs_codec.errors import (
-    ChecksumError,
-    FormatError,
-    LimitError,
-    TruncatedError,
-    UnsupportedError,
-)
-from progs_codec.level import parse_level_chunk
-from progs_codec.model import AttributeDims
-from progs_codec.testing import synthetic_model
 
 DIMS = AttributeDims(feature=3, scaling=2, num_offsets=2)
 
@@ -127,7 +127,7 @@ def test_reference_command(stream, tmp_path, capsys):
 
 
 def test_entropy_records_hold_contexts_and_symbols():
-    from progs_codec.attributes import level_contexts, quantize_attributes
+    from progs_codec.entropy.attributes import level_contexts, quantize_attributes
 
     model = decode(encode(synthetic_model(120, 2, seed=5, dims=DIMS, gaussian_mlps=False)))
     records = {r.name: r.payload for r in split_dump(canonical_dump(model))}

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 from progs_codec import encode
-from progs_codec.cli import main
 from progs_codec.testing import synthetic_model
+from progs_codec.tools.cli import main
 
 
 def test_decode_command(tmp_path, capsys):
@@ -18,7 +18,7 @@ def test_decode_command(tmp_path, capsys):
 def test_bad_stream_is_one_line_and_status_2(tmp_path):
     path = tmp_path / "bad.progs"
     path.write_bytes(b"not a progs file at all")
-    result = subprocess.run([sys.executable, "-m", "progs_codec.cli", "inspect", str(path)],
+    result = subprocess.run([sys.executable, "-m", "progs_codec.tools.cli", "inspect", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
@@ -33,7 +33,7 @@ def test_missing_file_is_status_1(tmp_path, capsys):
 def test_render_and_export_commands(tmp_path, capsys):
     from PIL import Image
 
-    from progs_codec.splats import read_splats
+    from progs_codec.render.splats import read_splats
 
     path = tmp_path / "s.progs"
     path.write_bytes(encode(synthetic_model(300, 3, 0, attribute_coding="raw")))
@@ -51,7 +51,7 @@ def test_render_and_export_commands(tmp_path, capsys):
 
 
 def test_conformance_run_is_the_runner(tmp_path, capsys):
-    reference = f"{sys.executable} -m progs_codec.canonical"
+    reference = f"{sys.executable} -m progs_codec.tools.canonical"
     results = tmp_path / "r.json"
     assert main(["conformance", "run", "--decoder", reference, "--select", "raw-basic|bad-magic",
                  "--results", str(results)]) == 0

@@ -20,7 +20,7 @@ from progs_codec import (
     decode,
     encode,
 )
-from progs_codec.container import FILE_HEADER_SIZE, ChunkReader, write_chunk
+from progs_codec.format.container import FILE_HEADER_SIZE, ChunkReader, write_chunk
 from progs_codec.testing import synthetic_model
 
 

@@ -1,14 +1,15 @@
-"""Tests for progs_codec.coder (spec 7.4-7.6)."""
+"""Tests for progs_codec.entropy.coder (spec 7.4-7.6)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from progs_codec.coder import (EscapeReader, ReferenceAnsDecoder, bernoulli_frequencies,
-                               categorical_model, decode_bits, decode_symbols, encode_bits,
-                               encode_symbols, open_decoder, reference_encode, write_escapes)
+from progs_codec.entropy.coder import (EscapeReader, ReferenceAnsDecoder, bernoulli_frequencies,
+                                       categorical_model, decode_bits, decode_symbols, encode_bits,
+                                       encode_symbols, open_decoder, reference_encode,
+                                       write_escapes)
+from progs_codec.entropy.tables import PRECISION
 from progs_codec.errors import FormatError, ProgsError
-from progs_codec.tables import PRECISION
 
 
 def random_table(rng, n):
@@ -133,7 +134,7 @@ def test_decode_bits_checks_count_of_ones():
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), tables=st.integers(1, 5))
 def test_pop_grouped_gives_table_runs_and_their_positions(seed, n, tables):
     """The fast path's grouped pop: runs in table order; scattering them is pop_by_table."""
-    from progs_codec.coder import pop_by_table, pop_grouped, push_by_table
+    from progs_codec.entropy.coder import pop_by_table, pop_grouped, push_by_table
     import constriction
     rng = np.random.default_rng(seed)
     freqs = [random_table(rng, int(rng.integers(2, 20))) for _ in range(tables)]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from progs_codec.conformance import SuiteError, default_suite, main, run_suite
+from progs_codec.tools.conformance import SuiteError, default_suite, main, run_suite
 
 SUITE = default_suite()
-REFERENCE = [sys.executable, "-m", "progs_codec.canonical"]
+REFERENCE = [sys.executable, "-m", "progs_codec.tools.canonical"]
 INDEPENDENT = [sys.executable, str(SUITE / "independent_decoder")]
 
 
@@ -72,7 +72,7 @@ def _decoder(tmp_path: Path, body: str) -> list[str]:
     script = tmp_path / "decoder.py"
     script.write_text(
         "import sys, time\n"
-        "from progs_codec.canonical import decode_to_dump\n"
+        "from progs_codec.tools.canonical import decode_to_dump\n"
         "src, lod, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
         "def ref():\n"
         "    return decode_to_dump(open(src, 'rb').read(), lod)\n" + body)

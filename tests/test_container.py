@@ -5,7 +5,8 @@ import zlib
 import pytest
 from hypothesis import given, strategies as st
 
-from progs_codec.container import (
+from progs_codec.errors import FormatError, TruncatedError, UnsupportedError
+from progs_codec.format.container import (
     MAGIC,
     ChunkReader,
     is_critical,
@@ -13,7 +14,6 @@ from progs_codec.container import (
     write_chunk,
     write_file_header,
 )
-from progs_codec.errors import FormatError, TruncatedError, UnsupportedError
 
 
 def test_file_header_round_trip():

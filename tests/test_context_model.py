@@ -1,13 +1,13 @@
-"""Tests for progs_codec.context_model (spec 6)."""
+"""Tests for progs_codec.entropy.context_model (spec 6)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from progs_codec.context_model import (ACTIVATION_MAX, MAX_WIDTH, ContextLayer, ContextModel,
-                                       accumulate, parse_context_model, predict,
-                                       predict_reference, random_context_model,
-                                       write_context_model)
+from progs_codec.entropy.context_model import (ACTIVATION_MAX, MAX_WIDTH, ContextLayer,
+                                               ContextModel, accumulate, parse_context_model,
+                                               predict, predict_reference, random_context_model,
+                                               write_context_model)
 from progs_codec.errors import FormatError, ModelError, ProgsError
 
 
@@ -119,7 +119,7 @@ def test_invalid_models_are_model_errors():
 
 def test_predict_in_several_row_chunks(monkeypatch):
     """Chunks of 16 rows, the last one partial: the reused buffers give the reference."""
-    from progs_codec import context_model
+    from progs_codec.entropy import context_model
     monkeypatch.setattr(context_model, "_ROWS", 16)
     rng = np.random.default_rng(9)
     for widths in ([20, 3 * 7], [20, 33, 17, 3 * 11]):

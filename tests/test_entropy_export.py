@@ -1,12 +1,12 @@
-"""Tests for progs_codec.entropy_export (spec 6.6, informative)."""
+"""Tests for progs_codec.entropy.export (spec 6.6, informative)."""
 
 import numpy as np
 
-from progs_codec.attributes import EntropyModel
-from progs_codec.context_model import predict, predict_reference
-from progs_codec.entropy_export import (export_context_model, float_predict,
+from progs_codec.entropy.attributes import EntropyModel
+from progs_codec.entropy.context_model import predict, predict_reference
+from progs_codec.entropy.export import (export_context_model, float_predict,
                                         float_sample_attributes, rate_gap, synthetic_float_mlp)
-from progs_codec.hashgrid import PRESETS, hash_features, random_hash_grid
+from progs_codec.entropy.hashgrid import PRESETS, hash_features, random_hash_grid
 from progs_codec.model import AttributeDims
 
 DIMS = AttributeDims(feature=10, scaling=2, num_offsets=2)

@@ -1,4 +1,4 @@
-"""Tests of progs_codec.gaussians: spec 9.1 equations, filtering, LoDs, torch twin."""
+"""Tests of progs_codec.render.gaussians: spec 9.1 equations, filtering, LoDs, torch twin."""
 
 import dataclasses
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from progs_codec.errors import ModelError
-from progs_codec.gaussians import (
+from progs_codec.model import MLP, AttributeDims, GaussianMLPs
+from progs_codec.render.gaussians import (
     anchor_inputs,
     evaluate_anchors,
     generate_gaussians,
     generate_gaussians_torch,
     mlp_to_torch,
 )
-from progs_codec.model import MLP, AttributeDims, GaussianMLPs
 from progs_codec.testing import synthetic_model
 
 

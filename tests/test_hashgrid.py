@@ -1,13 +1,13 @@
-"""Tests for progs_codec.hashgrid (spec 5)."""
+"""Tests for progs_codec.entropy.hashgrid (spec 5)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from progs_codec.entropy.hashgrid import (FEATURE_LIMIT, PRESETS, HashGrid, HashGridConfig,
+                                          hash_features, hash_features_reference, parse_hash_grid,
+                                          random_hash_grid, table_sizes, write_hash_grid)
 from progs_codec.errors import FormatError, ModelError, ProgsError
-from progs_codec.hashgrid import (FEATURE_LIMIT, PRESETS, HashGrid, HashGridConfig, hash_features,
-                                  hash_features_reference, parse_hash_grid, random_hash_grid,
-                                  table_sizes, write_hash_grid)
 
 TINY = HashGridConfig((2, 5, 9), 6, (3, 17), 5, features_per_level=3)
 
@@ -89,7 +89,7 @@ def test_invalid_configs():
 
 def test_chunked_features_match_reference(monkeypatch):
     """Several row chunks, the last one partial, reuse the work buffers correctly."""
-    from progs_codec import hashgrid
+    from progs_codec.entropy import hashgrid
     monkeypatch.setattr(hashgrid, "_CHUNK", 7)
     for cfg, depth in ((PRESETS["small"], 10), (TINY, 17)):
         grid = random_hash_grid(cfg, seed=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from progs_codec.errors import FormatError, LimitError
-from progs_codec.header import AttributeCoding, Header, TocEntry, parse_header, write_header
+from progs_codec.format.header import AttributeCoding, Header, TocEntry, parse_header, write_header
 from progs_codec.model import AttributeDims, CoordinateConvention, SceneFrame
 from progs_codec.testing import random_gaussian_mlps
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from progs_codec import decode, encode, inspect
-from progs_codec.cli import main
-from progs_codec.inspect import format_info
 from progs_codec.testing import synthetic_model
+from progs_codec.tools.cli import main
+from progs_codec.tools.inspect import format_info
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from progs_codec.errors import FormatError, ProgsError
-from progs_codec.occupancy import (
+from progs_codec.format.occupancy import (
     children_masks,
     mask_frequencies,
     parse_children_occupancy,
@@ -83,8 +83,8 @@ def test_corruption_raises_only_progs_errors(level, data):
 def test_real_scene_costs_a_few_bits_per_anchor(data_dir):
     from plyfile import PlyData
 
-    from progs_codec.octree import frame_for_points, octree_from_points
-    from progs_codec.structure import levels_from_coords
+    from progs_codec.build import frame_for_points, octree_from_points
+    from progs_codec.format.structure import levels_from_coords
 
     vertex = PlyData.read(str(data_dir / "scenes" / "donut" / "donut.ply"))["vertex"]
     points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)

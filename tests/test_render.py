@@ -1,4 +1,4 @@
-"""Tests of progs_codec.rasterize_cpu and progs_codec.render.
+"""Tests of progs_codec.render.rasterize_cpu and progs_codec.render.images.
 
 The CPU rasterizer is held against its per-pixel reference loop, against gsplat's pure-torch
 projection, and against real gsplat renders of the real scenes (teacher views).
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from progs_codec.camera import Camera, load_nerf_cameras, orbit_cameras
 from progs_codec.errors import ModelError
-from progs_codec.rasterize_cpu import project, rasterize, rasterize_reference
-from progs_codec.render import RenderError, psnr, render, render_orbit
-from progs_codec.splats import Splats, read_ply
+from progs_codec.render.camera import Camera, load_nerf_cameras, orbit_cameras
+from progs_codec.render.images import RenderError, psnr, render, render_orbit
+from progs_codec.render.rasterize_cpu import project, rasterize, rasterize_reference
+from progs_codec.render.splats import Splats, read_ply
 from progs_codec.testing import synthetic_model
 
 # Measured on the teacher views (8-bit PNGs of gsplat 1.5.3 renders): 60-62 dB.
@@ -136,8 +136,9 @@ def test_cpu_matches_gsplat_on_cuda(data_dir):
 
 
 def test_render_modules_do_not_import_torch():
-    code = ("import sys, progs_codec, progs_codec.render, progs_codec.bake, "
-            "progs_codec.gaussians, progs_codec.rasterize_cpu, progs_codec.splats; "
+    code = ("import sys, progs_codec, progs_codec.render.images, progs_codec.render.bake, "
+            "progs_codec.render.gaussians, progs_codec.render.rasterize_cpu, "
+            "progs_codec.render.splats; "
             "print(sorted(m for m in ('torch', 'gsplat') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[1])

@@ -1,11 +1,11 @@
-"""Tests of progs_codec.splats: PLY/.splat/SPZ I/O, SH evaluation, errors."""
+"""Tests of progs_codec.render.splats: PLY/.splat/SPZ I/O, SH evaluation, errors."""
 
 import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
 from progs_codec.errors import ProgsError
-from progs_codec.splats import (
+from progs_codec.render.splats import (
     SH_C0,
     Splats,
     SplatsError,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from progs_codec.errors import FormatError, ModelError
-from progs_codec.structure import (
+from progs_codec.format.structure import (
     child_coords,
     levels_from_coords,
     morton_codes,

@@ -1,11 +1,12 @@
-"""Tests for progs_codec.tables and spec/tools/make_tables.py (spec 7.3)."""
+"""Tests for progs_codec.entropy.tables and spec/tools/make_tables.py (spec 7.3)."""
 
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from progs_codec.tables import NUM_SCALES, PRECISION, STEP_ONE_INDEX, load_tables, tables_dir
+from progs_codec.entropy.tables import (NUM_SCALES, PRECISION, STEP_ONE_INDEX, load_tables,
+                                        tables_dir)
 
 SPEC = Path(__file__).parents[1] / "spec"
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from progs_codec.camera import load_nerf_cameras
 from progs_codec.render import psnr, render
-from progs_codec.splats import _atomic_path, read_ply
+from progs_codec.render.camera import load_nerf_cameras
+from progs_codec.render.splats import _atomic_path, read_ply
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

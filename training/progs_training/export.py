@@ -1,8 +1,8 @@
 """Trained model -> integer entropy model -> :class:`ProgsModel` -> ``.progs``; evaluation.
 
-The context MLP is exported to integers by :mod:`progs_codec.entropy_export` with every
+The context MLP is exported to integers by :mod:`progs_codec.entropy.export` with every
 anchor's integer grid features as calibration inputs; the grid's signs become the stream's
-bits; levels are put in canonical order by :func:`progs_codec.structure.levels_from_coords`.
+bits; levels are put in canonical order by :func:`progs_codec.format.structure.levels_from_coords`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from progs_codec import decode, encode
-from progs_codec.attributes import FIXED_POINT_BITS, EntropyModel
-from progs_codec.entropy_export import export_context_model, rate_gap
+from progs_codec.entropy.attributes import FIXED_POINT_BITS, EntropyModel
+from progs_codec.entropy.export import export_context_model, rate_gap
+from progs_codec.format.structure import levels_from_coords
 from progs_codec.model import MLP, GaussianMLPs, ProgsModel
 from progs_codec.render import render
-from progs_codec.structure import levels_from_coords
 
 from .context_torch import float_layers
 from .data import View

@@ -4,10 +4,10 @@ Each table holds float latents; the grid's value is their sign (+1 where ``laten
 and gradients pass straight through to the latents where ``|latent| <= 1`` (HAC's binary
 STE). Lookup indices and interpolation weights depend only on the integer voxel coordinates,
 so they are computed once per anchor set with exactly the integer arithmetic of spec 5.3
-(:mod:`progs_codec.hashgrid`): cell ``floor((2c+1) R / 2**(d+1))``, 8-bit weights, the dense
+(:mod:`progs_codec.entropy.hashgrid`): cell ``floor((2c+1) R / 2**(d+1))``, 8-bit weights, the dense
 row-major index or the instant-ngp hash. The forward value is the requantized integer feature
 of spec 5.3 divided by 127, exactly; the backward pass sees the float interpolation.
-:func:`to_hash_grid` exports the signs as a :class:`progs_codec.hashgrid.HashGrid`.
+:func:`to_hash_grid` exports the signs as a :class:`progs_codec.entropy.hashgrid.HashGrid`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from progs_codec.hashgrid import (
+from progs_codec.entropy.hashgrid import (
     FEATURE_LIMIT,
     PLANES,
     PRIMES,

@@ -2,7 +2,7 @@
 
 Anchors sit at voxel centres of their level (positions are not trained, they are what the
 stream stores); each has a feature, a 6-channel log scaling (offset scale, Gaussian scale) and
-``K`` offsets, as in Scaffold-GS. Neural Gaussians come from :func:`progs_codec.gaussians.
+``K`` offsets, as in Scaffold-GS. Neural Gaussians come from :func:`progs_codec.render.gaussians.
 generate_gaussians_torch` (the decoder's math). The binarized hash grid and the context MLP
 predict each attribute channel's mean, scale and step from the anchor's and its parent's
 integer grid features (spec 5-7).
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from progs_codec.gaussians import NeuralGaussians, generate_gaussians_torch
-from progs_codec.hashgrid import PRESETS, HashGridConfig
+from progs_codec.entropy.hashgrid import PRESETS, HashGridConfig
 from progs_codec.model import AttributeDims
+from progs_codec.render.gaussians import NeuralGaussians, generate_gaussians_torch
 
 from .context_torch import ContextMLP, rate_bits, step_size
 from .hashgrid_torch import GridLookup, HashGridTorch, grid_lookup

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from progs_codec.build import octree_from_points
+from progs_codec.format.structure import morton_codes
 from progs_codec.model import SceneFrame
-from progs_codec.octree import octree_from_points
-from progs_codec.structure import morton_codes
 
 from .errors import TrainingError
 

@@ -1,8 +1,8 @@
 """Differentiable rasterization: gsplat on CUDA, a tile-sparse pure-torch twin elsewhere.
 
 :func:`rasterize_torch` mirrors gsplat 1.5.3's classic rasterization (the same arithmetic as
-:mod:`progs_codec.rasterize_cpu`, which it is tested against): EWA projection with the clamped
-pinhole Jacobian and ``eps2d``, 3-sigma screen radii, 16x16 tile binning, per-pixel
+:mod:`progs_codec.render.rasterize_cpu`, which it is tested against): EWA projection with the
+clamped pinhole Jacobian and ``eps2d``, 3-sigma screen radii, 16x16 tile binning, per-pixel
 front-to-back compositing over depth-sorted Gaussians with ``alpha = min(0.999, o exp(-s))``,
 ``alpha < 1/255`` skipped, and the pixel stopping before transmittance would reach ``1e-4``.
 Compositing is vectorized over (Gaussian, tile) pairs: transmittance is a segmented cumulative
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from progs_codec.camera import Camera
+from progs_codec.render.camera import Camera
 
 __all__ = ["Rasterized", "rasterize", "rasterize_torch", "rasterize_gsplat", "TILE_SIZE"]
 

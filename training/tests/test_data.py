@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from progs_codec.errors import ProgsError
-from progs_codec.splats import Splats, write_ply
+from progs_codec.render.splats import Splats, write_ply
 from progs_training.data import DataError, load_colmap, load_scene, load_teacher, resize_image
 
 

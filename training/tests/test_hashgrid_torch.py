@@ -1,10 +1,10 @@
-"""The torch grid reproduces spec 5.3's integers (progs_codec.hashgrid) exactly."""
+"""The torch grid reproduces spec 5.3's integers (progs_codec.entropy.hashgrid) exactly."""
 
 import numpy as np
 import pytest
 import torch
 
-from progs_codec.hashgrid import PRESETS, HashGridConfig, hash_features
+from progs_codec.entropy.hashgrid import PRESETS, HashGridConfig, hash_features
 from progs_training.hashgrid_torch import HashGridTorch, binarize_ste, grid_lookup, to_hash_grid
 
 TINY = HashGridConfig((3, 5, 9), 6, (4, 17), 5, features_per_level=3)   # dense and hashed

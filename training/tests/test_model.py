@@ -4,7 +4,7 @@ features (so coarse LoDs start covering their geometry)."""
 import numpy as np
 import torch
 
-from progs_codec.octree import frame_for_points
+from progs_codec.build import frame_for_points
 from progs_training.model import AnchorModel, ModelConfig, level_code, offsets_from_points
 from progs_training.octree_ops import anchor_positions, initial_tree
 

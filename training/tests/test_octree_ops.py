@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from progs_codec.octree import frame_for_points
+from progs_codec.build import frame_for_points
 from progs_training.anchors import GrowthConfig, PruneConfig, grow_anchors, prune_anchors
 from progs_training.errors import TrainingError
 from progs_training.octree_ops import (AnchorTree, anchor_positions, check_strict, child_counts,

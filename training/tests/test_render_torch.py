@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from progs_codec.camera import orbit_cameras
-from progs_codec.rasterize_cpu import rasterize
+from progs_codec.render.camera import orbit_cameras
+from progs_codec.render.rasterize_cpu import rasterize
 from progs_training.render_torch import rasterize_torch
 
 

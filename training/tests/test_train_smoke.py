@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from progs_codec import decode, inspect
-from progs_codec.attributes import level_contexts
+from progs_codec.entropy.attributes import level_contexts
 from progs_training.cli import main
 from progs_training.context_torch import ContextMLP, float_layers
 from progs_training.export import evaluate_stream, measure_rate_gap, to_progs_model, write_progs
@@ -59,8 +59,8 @@ def test_exported_context_model_tracks_the_quantized_float_model():
     net.calibrate(inputs)
     net.quantize = True
     mean, scale_idx, step_idx = (t.detach().numpy() for t in net(inputs))
-    from progs_codec.context_model import predict
-    from progs_codec.entropy_export import export_context_model
+    from progs_codec.entropy.context_model import predict
+    from progs_codec.entropy.export import export_context_model
     integer = export_context_model(float_layers(net), inputs.numpy().astype(np.int32))
     imean, iscale, istep = predict(integer, inputs.numpy().astype(np.int32))
     assert np.abs(iscale - scale_idx).max() <= 1 and np.abs(istep - step_idx).max() <= 1

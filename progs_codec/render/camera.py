@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ProgsError
+from ..errors import ProgsError
 
 __all__ = ["Camera", "CameraError", "orbit_cameras", "load_nerf_cameras", "scene_sphere",
            "framing_distance"]

@@ -20,8 +20,8 @@ distance. Plain 3DGS viewers want one fixed set of Gaussians with spherical-harm
 
 The directions ``u_m`` (from the camera to the anchor) are a Fibonacci sphere, and every view
 is at the same ``distance`` from its anchor (default: the framing distance of the scene, as
-:func:`~progs_codec.render.render_orbit` uses). SH is evaluated at the anchor direction rather
-than each Gaussian's own, a difference of the offset over the distance.
+:func:`~progs_codec.render.images.render_orbit` uses). SH is evaluated at the anchor direction
+rather than each Gaussian's own, a difference of the offset over the distance.
 
 Example:
     >>> from progs_codec.testing import synthetic_model
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model import ProgsModel
 from .camera import framing_distance, quat_to_rotmat, scene_sphere
 from .gaussians import _check_model, evaluate_anchors
-from .model import ProgsModel
 from .splats import Splats, SplatsError, sh_basis, write_splats
 
 __all__ = ["bake", "fit_sh", "fibonacci_sphere", "rotmat_to_quat", "export_splats"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FormatError, ModelError
+from ..errors import FormatError, ModelError
 
 __all__ = [
     "PARENT_INDEX_BITS",
@@ -223,7 +223,7 @@ def levels_from_coords(coords_by_level: list[np.ndarray], base_depth: int,
     Raises :class:`ModelError` when an anchor's parent is missing (the octree is not strict)
     or two anchors share a voxel.
     """
-    from .model import Level
+    from ..model import Level
 
     levels: list[Level] = []
     previous_codes = None

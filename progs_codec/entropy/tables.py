@@ -63,7 +63,7 @@ def tables_dir() -> Path:
             return Path(str(folder))
     except ModuleNotFoundError:
         pass
-    return Path(__file__).parents[1] / "spec" / "tables"
+    return Path(__file__).parents[2] / "spec" / "tables"
 
 
 def _rows(path: Path) -> list[list[str]]:

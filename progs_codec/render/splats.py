@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import ProgsError
+from ..errors import ProgsError
 
 __all__ = ["Splats", "SplatsError", "SH_C0", "sh_basis", "read_splats", "write_splats",
            "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz"]

@@ -9,8 +9,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from .errors import FormatError, LimitError
-from .model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, SceneFrame
+from ..errors import FormatError, LimitError
+from ..model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, SceneFrame
 
 __all__ = [
     "AttributeCoding",
@@ -219,7 +219,7 @@ def parse_header(payload: bytes) -> Header:
     coding = AttributeCoding(coding)
     entropy_model = None
     if coding is AttributeCoding.ENTROPY:
-        from .attributes import parse_entropy_model
+        from ..entropy.attributes import parse_entropy_model
         entropy_model = parse_entropy_model(parts["hash_grid"], parts["context_mlp"], dims)
     else:
         for name in ("hash_grid", "context_mlp"):

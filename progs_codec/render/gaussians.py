@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ModelError
-from .model import MLP, GaussianMLPs, ProgsModel
+from ..errors import ModelError
+from ..model import MLP, GaussianMLPs, ProgsModel
 
 __all__ = ["NeuralGaussians", "DenseGaussians", "anchor_inputs", "evaluate_anchors",
            "generate_gaussians", "generate_gaussians_torch", "mlp_to_torch"]

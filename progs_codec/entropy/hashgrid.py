@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import FormatError, LimitError, ModelError
 from .coder import decode_bits, encode_bits
-from .errors import FormatError, LimitError, ModelError
 
 __all__ = [
     "HashGridConfig",

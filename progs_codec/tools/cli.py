@@ -1,9 +1,9 @@
 """``progs-codec``: the command-line face of the Python API.
 
 Subcommands mirror the functions: ``inspect`` (:func:`progs_codec.inspect`), ``decode``
-(:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.bake.export_splats`),
+(:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.render.bake.export_splats`),
 ``render`` (:func:`progs_codec.render.render_orbit`), ``conformance run``
-(:func:`progs_codec.conformance.run_suite`). Errors in the stream or the request print one
+(:func:`progs_codec.tools.conformance.run_suite`). Errors in the stream or the request print one
 line and exit with status 2.
 """
 
@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from . import __version__
-from .errors import ProgsError
+from .. import __version__
+from ..errors import ProgsError
 
 __all__ = ["main"]
 
@@ -31,13 +31,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    from .codec import decode
+    from ..codec import decode
 
     model = decode(args.file, max_lod=args.max_lod, strict=args.strict)
     print(f"decoded LoD {model.lod} of {model.frame.num_levels}: "
           f"{model.num_anchors():,} anchors")
     if args.output:
-        from .bake import export_splats
+        from ..render.bake import export_splats
 
         splats = export_splats(model, args.output, sh_degree=args.sh_degree)
         print(f"wrote {args.output}: {len(splats):,} Gaussians, SH degree {splats.sh_degree}")
@@ -45,8 +45,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .codec import decode
-    from .render import render_orbit
+    from ..codec import decode
+    from ..render.images import render_orbit
 
     model = decode(args.file, max_lod=max(args.lod) if args.lod else None)
     paths = render_orbit(model, lods=args.lod, n_views=args.orbit, size=args.size,

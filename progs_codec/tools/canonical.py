@@ -10,7 +10,7 @@ and symbols recovered exactly from the dequantized values (spec 7.2).
 
 Run as the reference conformance decoder (spec 10.4)::
 
-    python -m progs_codec.canonical INPUT MAX_LOD OUTPUT
+    python -m progs_codec.tools.canonical INPUT MAX_LOD OUTPUT
 
 >>> from progs_codec import decode, encode
 >>> from progs_codec.testing import synthetic_model
@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import (
+from ..errors import (
     ChecksumError,
     FormatError,
     LimitError,
@@ -37,7 +37,7 @@ from .errors import (
     TruncatedError,
     UnsupportedError,
 )
-from .model import ATTRIBUTE_GROUPS, ProgsModel
+from ..model import ATTRIBUTE_GROUPS, ProgsModel
 
 __all__ = [
     "DUMP_MAGIC",
@@ -102,7 +102,7 @@ def _mlp_record(model: ProgsModel) -> Record:
 
 def _entropy_records(model: ProgsModel, k: int) -> list[Record]:
     """``CTXT`` and ``SYMB`` of level ``k`` of an entropy-coded model (spec 10.2)."""
-    from .attributes import FIXED_POINT_BITS, group_steps, level_contexts
+    from ..entropy.attributes import FIXED_POINT_BITS, group_steps, level_contexts
 
     level, entropy = model.levels[k - 1], model.entropy_model
     parent_coords = None if k == 1 else model.levels[k - 2].coords[level.parent_index]
@@ -213,7 +213,7 @@ def error_class(error: ProgsError) -> str:
 
 def decode_to_dump(stream: bytes, max_lod: int) -> bytes:
     """Decode LoD ``max_lod`` (capped by the stream's levels) and return its dump."""
-    from .codec import decode
+    from ..codec import decode
 
     return canonical_dump(decode(stream, max_lod=max_lod))
 
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or not args[1].isdigit() or int(args[1]) < 1:
-        print("usage: python -m progs_codec.canonical INPUT MAX_LOD OUTPUT  (MAX_LOD >= 1)",
+        print("usage: python -m progs_codec.tools.canonical INPUT MAX_LOD OUTPUT  (MAX_LOD >= 1)",
               file=sys.stderr)
         return 64
     source, max_lod, target = args[0], int(args[1]), args[2]

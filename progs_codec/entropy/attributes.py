@@ -24,13 +24,13 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from ..errors import FormatError, LimitError, ModelError
+from ..model import AttributeDims
 from .coder import (EscapeReader, check_finished, open_decoder, pop_grouped, push_by_table,
                     scale_models, write_escapes)
 from .context_model import ContextModel, parse_context_model, predict, write_context_model
-from .errors import FormatError, LimitError, ModelError
 from .hashgrid import PRESETS, HashGrid, hash_features, parse_hash_grid, random_hash_grid, \
     write_hash_grid
-from .model import AttributeDims
 from .tables import STEP_MULTIPLIER_BITS, load_tables
 
 __all__ = [
@@ -393,9 +393,9 @@ def random_entropy_model(dims: AttributeDims, *, preset: str = "small", seed: in
     """A valid random model with realistic outputs, for tests and synthetic scenes.
 
     A random float MLP is scaled so that means, scale indices and step indices spread over
-    plausible ranges, then exported to integers (:mod:`progs_codec.entropy_export`).
+    plausible ranges, then exported to integers (:mod:`progs_codec.entropy.export`).
     """
-    from .entropy_export import export_context_model, synthetic_float_mlp  # imports this module
+    from .export import export_context_model, synthetic_float_mlp  # imports this module
 
     rng = np.random.default_rng(seed)
     grid = random_hash_grid(PRESETS[preset], seed=seed)

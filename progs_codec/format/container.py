@@ -11,7 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .errors import ChecksumError, FormatError, TruncatedError, UnsupportedError
+from ..errors import ChecksumError, FormatError, TruncatedError, UnsupportedError
 
 __all__ = [
     "MAGIC",

@@ -22,7 +22,7 @@ import numpy as np
 from bitarray import bitarray
 from bitarray.util import ba2int
 
-from .errors import FormatError
+from ..errors import FormatError
 from .tables import PRECISION, load_tables
 
 __all__ = [

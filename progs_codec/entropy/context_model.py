@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError, LimitError, ModelError
+from ..errors import FormatError, LimitError, ModelError
 from .tables import NUM_SCALES, NUM_STEPS
 
 __all__ = [

@@ -45,7 +45,7 @@ def octree_from_points(points: np.ndarray, frame: SceneFrame) -> list[np.ndarray
     levels = [coords]
     for _ in range(frame.num_levels - 1):
         levels.append(np.unique(levels[-1] >> 1, axis=0))
-    from .structure import morton_codes
+    from .format.structure import morton_codes
 
     out = []
     for k, level in enumerate(reversed(levels), start=1):

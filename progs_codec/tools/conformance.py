@@ -5,7 +5,7 @@ case the runner checks the SHA-256 of the dump written to ``OUTPUT``; for each i
 it checks that the decoder fails and, if it prints ``error-class: NAME`` on stderr, that the
 class is the expected one (or ``format``, which every class refines).
 
->>> report = run_suite(f"{sys.executable} -m progs_codec.canonical", select="raw-minimal")
+>>> report = run_suite(f"{sys.executable} -m progs_codec.tools.canonical", select="raw-minimal")
 >>> report.passed, report.counts()["fail"]
 (True, 0)
 """
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import ProgsError
 from .canonical import DumpError, digest, split_dump
-from .errors import ProgsError
 
 __all__ = [
     "ERROR_CLASSES",
@@ -96,7 +96,7 @@ class _Call:
 
 def default_suite() -> Path:
     """``conformance/`` of the source tree this module lives in."""
-    return Path(__file__).resolve().parents[1] / "conformance"
+    return Path(__file__).resolve().parents[2] / "conformance"
 
 
 def _load_json(path: Path) -> dict:
@@ -260,7 +260,7 @@ def format_report(report: SuiteReport) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m progs_codec.conformance --decoder CMD [--results out.json] [--suite DIR]``.
+    """``python -m progs_codec.tools.conformance --decoder CMD [--results out.json] [--suite DIR]``.
 
     Exit status 0 when every case passed, 1 when one failed, 2 when the suite is unusable.
     """

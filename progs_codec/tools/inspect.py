@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codec import Stream, read_stream
-from .container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, ChunkReader, is_critical
-from .errors import FormatError, TruncatedError, UnsupportedError
-from .header import AttributeCoding, parse_header
-from .level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY, parse_level_chunk
-from .model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
+from ..codec import Stream, read_stream
+from ..errors import FormatError, TruncatedError, UnsupportedError
+from ..format.container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, ChunkReader, is_critical
+from ..format.header import AttributeCoding, parse_header
+from ..format.level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY, parse_level_chunk
+from ..model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
 
 __all__ = ["LevelInfo", "StreamInfo", "inspect", "format_info"]
 

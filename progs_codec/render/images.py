@@ -1,15 +1,15 @@
 """Rendering decoded scenes and plain 3DGS (informative, spec 9.3).
 
 One entry point, :func:`render`, takes a :class:`~progs_codec.model.ProgsModel` (its neural
-Gaussians are generated for the camera, spec 9.1) or static :class:`~progs_codec.splats.Splats`
-and rasterizes them with gsplat on CUDA or with the CPU twin in
-:mod:`progs_codec.rasterize_cpu`, which follows gsplat's arithmetic (measured: 60+ dB PSNR
-against gsplat renders of the real scenes). torch and gsplat are imported only for the gsplat
-backend.
+Gaussians are generated for the camera, spec 9.1) or static
+:class:`~progs_codec.render.splats.Splats` and rasterizes them with gsplat on CUDA or with the
+CPU twin in :mod:`progs_codec.render.rasterize_cpu`, which follows gsplat's arithmetic
+(measured: 60+ dB PSNR against gsplat renders of the real scenes). torch and gsplat are
+imported only for the gsplat backend.
 
 Example:
     >>> from progs_codec.testing import synthetic_model
-    >>> from progs_codec.camera import orbit_cameras
+    >>> from progs_codec.render.camera import orbit_cameras
     >>> m = synthetic_model(300, 2, seed=0, attribute_coding="raw")
     >>> cam = orbit_cameras((0, 0, 0), 3.0, 1, width=32, height=24)[0]
     >>> render(m, cam, backend="cpu").image.shape
@@ -24,10 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ProgsError
+from ..model import CoordinateConvention, ProgsModel
 from .camera import Camera, framing_distance, orbit_cameras, scene_sphere
-from .errors import ProgsError
 from .gaussians import generate_gaussians
-from .model import CoordinateConvention, ProgsModel
 from .rasterize_cpu import rasterize
 from .splats import Splats, _atomic_path
 
@@ -144,9 +144,9 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
     """Renders an orbit of ``n_views`` views per LoD to PNGs plus a contact sheet.
 
     Cameras look at the centre of the anchors of the highest decoded LoD
-    (:func:`~progs_codec.camera.scene_sphere`) from the distance at which that sphere fills 80%
-    of the frame (:func:`~progs_codec.camera.framing_distance`); the same cameras serve every
-    LoD. Up is ``-y`` for
+    (:func:`~progs_codec.render.camera.scene_sphere`) from the distance at which that sphere
+    fills 80% of the frame (:func:`~progs_codec.render.camera.framing_distance`); the same
+    cameras serve every LoD. Up is ``-y`` for
     OpenCV-axis scenes and ``+y`` for OpenGL-axis ones (spec 3.1 ``convention``).
 
     Args:

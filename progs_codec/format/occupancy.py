@@ -11,10 +11,10 @@ import struct
 
 import numpy as np
 
-from .coder import categorical_model, check_finished, open_decoder
-from .errors import FormatError, LimitError
+from ..entropy.coder import categorical_model, check_finished, open_decoder
+from ..entropy.tables import PRECISION
+from ..errors import FormatError, LimitError
 from .structure import child_coords, morton_codes
-from .tables import PRECISION
 
 __all__ = [
     "mask_frequencies",

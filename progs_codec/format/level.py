@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError, LimitError, UnsupportedError
+from ..errors import FormatError, LimitError, UnsupportedError
+from ..model import ATTRIBUTE_GROUPS, AttributeDims, Level, SceneFrame
 from .header import AttributeCoding, Header
-from .model import ATTRIBUTE_GROUPS, AttributeDims, Level, SceneFrame
 from .occupancy import (
     children_masks,
     parse_children_occupancy,
@@ -160,7 +160,7 @@ def encode_level(level: Level, k: int, header: Header,
         groups = _raw_groups(header.dims, level.feature, level.scaling, level.offsets)
         decoded = level
     else:
-        from .attributes import encode_level_attributes, level_contexts
+        from ..entropy.attributes import encode_level_attributes, level_contexts
         prediction = level_contexts(header.entropy_model, level.coords,
                                     None if previous is None else previous.coords[level.parent_index],
                                     depth)
@@ -192,7 +192,7 @@ def decode_level(chunk: LevelChunk, header: Header, previous: Level | None) -> L
         arrays = _parse_raw_groups(chunk.group_payloads, header.dims, count, name)
         feature, scaling, offsets = arrays["feature"], arrays["scaling"], arrays["offsets"]
     else:
-        from .attributes import decode_level as decode_attributes
+        from ..entropy.attributes import decode_level as decode_attributes
         feature, scaling, offsets = decode_attributes(
             header.entropy_model, header.dims, chunk.group_payloads, coords, parent_coords,
             depth, level=k)
