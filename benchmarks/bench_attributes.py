@@ -19,15 +19,18 @@ import time  # noqa: E402
 import constriction  # noqa: E402
 import numpy as np  # noqa: E402
 
-from progs_codec.entropy.attributes import (EntropyModel, decode_level_attributes,
-                                            # noqa: E402 encode_level_attributes, level_contexts,
-                                            random_entropy_model, sample_attributes)
+from progs_codec.entropy.attributes import (decode_level_attributes,  # noqa: E402
+                                            encode_level_attributes, level_contexts,
+                                            sample_attributes)
 from progs_codec.entropy.coder import scale_models  # noqa: E402
-from progs_codec.entropy.export import (export_context_model, float_sample_attributes,
-                                        # noqa ideal_bits, rate_gap, synthetic_float_mlp)
+from progs_codec.entropy.export import (export_context_model,  # noqa: E402
+                                        float_sample_attributes, ideal_bits, rate_gap,
+                                        synthetic_float_mlp)
 from progs_codec.entropy.hashgrid import hash_features  # noqa: E402
+from progs_codec.entropy.model import EntropyModel  # noqa: E402
 from progs_codec.entropy.tables import load_tables  # noqa: E402
 from progs_codec.model import AttributeDims  # noqa: E402
+from progs_codec.testing import random_entropy_model  # noqa: E402
 
 
 def synthetic_level(n: int, rng: np.random.Generator, depth: int = 10):

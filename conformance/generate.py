@@ -30,17 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from progs_codec import ProgsError, decode, encode  # noqa: E402
-from progs_codec.entropy.attributes import (  # noqa: E402
-    EntropyModel,
-    level_contexts,
-    sample_attributes,
-)
+from progs_codec.entropy.attributes import level_contexts, sample_attributes  # noqa: E402
 from progs_codec.entropy.context_model import (  # noqa: E402
     ContextLayer,
     ContextModel,
     random_context_model,
 )
 from progs_codec.entropy.hashgrid import PRESETS, HashGridConfig, random_hash_grid  # noqa: E402
+from progs_codec.entropy.model import EntropyModel  # noqa: E402
 from progs_codec.format.occupancy import (  # noqa: E402
     children_masks,
     virtual_masks,

@@ -82,7 +82,7 @@ def encode(model: ProgsModel) -> bytes:
     coding = AttributeCoding.RAW if model.entropy_model is None else AttributeCoding.ENTROPY
     entropy_parts = (b"", b"")
     if coding is AttributeCoding.ENTROPY:
-        from .entropy.attributes import write_entropy_model
+        from .entropy.model import write_entropy_model
         entropy_parts = write_entropy_model(model.entropy_model)
 
     def header_for(toc):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelError
+
+if TYPE_CHECKING:  # the entropy layer imports this module; the annotation needs no import
+    from .entropy.model import EntropyModel
 
 __all__ = [
     "CoordinateConvention",
@@ -162,7 +165,7 @@ class ProgsModel:
     dims: AttributeDims
     levels: list[Level]
     gaussian_mlps: GaussianMLPs | None = None
-    entropy_model: Any = None
+    entropy_model: EntropyModel | None = None
 
     @property
     def lod(self) -> int:

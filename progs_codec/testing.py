@@ -11,6 +11,10 @@ import math
 
 import numpy as np
 
+from .entropy.attributes import level_contexts, sample_attributes
+from .entropy.export import export_context_model, synthetic_float_mlp
+from .entropy.hashgrid import PRESETS, hash_features, random_hash_grid
+from .entropy.model import EntropyModel
 from .model import (
     MLP,
     AttributeDims,
@@ -21,7 +25,7 @@ from .model import (
     SceneFrame,
 )
 
-__all__ = ["synthetic_model", "random_octree", "random_gaussian_mlps"]
+__all__ = ["synthetic_model", "random_octree", "random_gaussian_mlps", "random_entropy_model"]
 
 
 def _level_sizes(num_anchors: int, num_levels: int, growth: float) -> list[int]:
@@ -79,6 +83,25 @@ def random_gaussian_mlps(dims: AttributeDims, rng: np.random.Generator, *,
                         use_distance=use_distance)
 
 
+def random_entropy_model(dims: AttributeDims, *, preset: str = "small", seed: int = 0,
+                         hidden: tuple[int, ...] = (64, 64)) -> EntropyModel:
+    """A valid random model with realistic outputs, for tests and synthetic scenes.
+
+    A random float MLP is scaled so that means, scale indices and step indices spread over
+    plausible ranges, then exported to integers (spec 6.6, :mod:`progs_codec.entropy.export`).
+    """
+    rng = np.random.default_rng(seed)
+    grid = random_hash_grid(PRESETS[preset], seed=seed)
+    coords = rng.integers(0, 1 << 8, (2048, 3))
+    width = grid.config.feature_width
+    calibration = np.concatenate([hash_features(grid, coords, 8),
+                                  hash_features(grid, coords >> 1, 7)], axis=1)
+    calibration[:256, width:] = 0                         # roots have no parent
+    base_steps = (1 << 11, 1 << 6, 1 << 10)               # 1/32, 1/1024, 1/64
+    layers = synthetic_float_mlp(calibration, dims, hidden, base_steps, rng)
+    return EntropyModel(grid, export_context_model(layers, calibration), base_steps)
+
+
 def synthetic_model(num_anchors: int = 1000, num_levels: int = 4, seed: int = 0, *,
                     dims: AttributeDims = AttributeDims(), base_depth: int | None = None,
                     attribute_coding: str = "entropy", preset: str = "small",
@@ -106,7 +129,6 @@ def synthetic_model(num_anchors: int = 1000, num_levels: int = 4, seed: int = 0,
                        convention=CoordinateConvention.OPENCV)
     entropy_model = None
     if attribute_coding == "entropy":
-        from .entropy.attributes import level_contexts, random_entropy_model, sample_attributes
         entropy_model = random_entropy_model(dims, preset=preset, seed=seed)
     levels = []
     for k, (coords, parent_index, octant) in enumerate(octree, start=1):

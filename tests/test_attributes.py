@@ -7,17 +7,19 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from progs_codec.entropy import attributes
-from progs_codec.entropy.attributes import (FIXED_POINT_BITS, VALUE_LIMIT, EntropyModel, Prediction,
-                                            decode_level_attributes, encode_level_attributes,
-                                            group_steps, level_contexts, parse_entropy_model,
-                                            quantize_attributes, random_entropy_model,
-                                            sample_attributes, write_entropy_model)
+from progs_codec.entropy.attributes import (VALUE_LIMIT, Prediction, decode_level_attributes,
+                                            encode_level_attributes, group_steps,
+                                            level_contexts, quantize_attributes,
+                                            sample_attributes)
 from progs_codec.entropy.coder import EscapeReader, ReferenceAnsDecoder
 from progs_codec.entropy.context_model import predict
 from progs_codec.entropy.hashgrid import hash_features
+from progs_codec.entropy.model import (FIXED_POINT_BITS, EntropyModel, parse_entropy_model,
+                                       write_entropy_model)
 from progs_codec.entropy.tables import load_tables
 from progs_codec.errors import FormatError, ModelError, ProgsError
 from progs_codec.model import AttributeDims
+from progs_codec.testing import random_entropy_model
 
 DIMS = AttributeDims(feature=5, scaling=2, num_offsets=2)
 

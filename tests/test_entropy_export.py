@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from progs_codec.entropy.attributes import EntropyModel
 from progs_codec.entropy.context_model import predict, predict_reference
 from progs_codec.entropy.export import (export_context_model, float_predict,
                                         float_sample_attributes, rate_gap, synthetic_float_mlp)
 from progs_codec.entropy.hashgrid import PRESETS, hash_features, random_hash_grid
+from progs_codec.entropy.model import EntropyModel
 from progs_codec.model import AttributeDims
 
 DIMS = AttributeDims(feature=10, scaling=2, num_offsets=2)

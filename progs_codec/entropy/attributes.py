@@ -5,6 +5,7 @@ then the integer MLP, spec 6); then per group, quantization around the predicted
 rANS coding with the frequency table of the predicted scale (spec 7.2-7.5).
 
 >>> from progs_codec.model import AttributeDims
+>>> from progs_codec.testing import random_entropy_model
 >>> dims = AttributeDims(feature=4, scaling=2, num_offsets=1)
 >>> model = random_entropy_model(dims, hidden=(8,))
 >>> coords = np.array([[0, 1, 2], [3, 3, 3]], np.int32)
@@ -28,69 +29,28 @@ from ..errors import FormatError, LimitError, ModelError
 from ..model import AttributeDims
 from .coder import (EscapeReader, check_finished, open_decoder, pop_grouped, push_by_table,
                     scale_models, write_escapes)
-from .context_model import ContextModel, parse_context_model, predict, write_context_model
-from .hashgrid import PRESETS, HashGrid, hash_features, parse_hash_grid, random_hash_grid, \
-    write_hash_grid
+from .context_model import predict
+from .hashgrid import hash_features
+from .model import FIXED_POINT_BITS, EntropyModel
 from .tables import STEP_MULTIPLIER_BITS, load_tables
 
 __all__ = [
-    "FIXED_POINT_BITS",
     "VALUE_LIMIT",
     "BLOCK_ANCHORS",
-    "MAX_BASE_STEP",
-    "EntropyModel",
     "Prediction",
-    "write_entropy_model",
-    "parse_entropy_model",
     "level_contexts",
     "group_steps",
     "quantize_attributes",
     "encode_level_attributes",
     "decode_level_attributes",
     "decode_level",
-    "random_entropy_model",
     "sample_attributes",
 ]
 
-FIXED_POINT_BITS = 16          # attribute values are integers in units of 2**-16 (7.2)
 VALUE_LIMIT = (1 << 24) - 1    # |value| <= VALUE_LIMIT units, so float32 holds it exactly
 BLOCK_ANCHORS = 4096           # symbols are grouped by table within blocks of anchors (7.4)
-MAX_BASE_STEP = 1 << 20
 _UNIT = 2.0 ** -FIXED_POINT_BITS
-_BASE_STEPS = struct.Struct("<3I")
 _WORD_COUNT = struct.Struct("<I")
-
-
-@dataclass(frozen=True, eq=False)
-class EntropyModel:
-    """Everything that turns structure into probabilities (spec 5, 6, 7.2).
-
-    Attributes:
-        hash_grid: the binarized hash grid (spec 5).
-        context_model: the integer context MLP (spec 6); its input width is twice the grid's
-            feature width (own position, parent position).
-        base_steps: ``(feature, scaling, offsets)`` quantization steps in units of ``2**-16``,
-            each in ``1..2**20``.
-    """
-
-    hash_grid: HashGrid
-    context_model: ContextModel
-    base_steps: tuple[int, int, int]
-
-    def __post_init__(self):
-        if self.context_model.input_width != 2 * self.hash_grid.config.feature_width:
-            raise ModelError(f"context model takes {self.context_model.input_width} inputs, "
-                             f"the grid gives 2 x {self.hash_grid.config.feature_width}")
-        if len(self.base_steps) != 3 or not all(1 <= int(s) <= MAX_BASE_STEP
-                                                for s in self.base_steps):
-            raise ModelError(f"base_steps must be 3 integers in 1..{MAX_BASE_STEP}, "
-                             f"got {self.base_steps}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EntropyModel):
-            return NotImplemented
-        return (self.hash_grid == other.hash_grid and self.context_model == other.context_model
-                and tuple(self.base_steps) == tuple(other.base_steps))
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,31 +64,6 @@ class Prediction:
 
     def __len__(self) -> int:
         return len(self.mean)
-
-
-def write_entropy_model(model: EntropyModel) -> tuple[bytes, bytes]:
-    """The ``hash_grid`` and ``context_mlp`` parts of ``HEAD`` (spec 5.4, 7.1)."""
-    return (write_hash_grid(model.hash_grid),
-            _BASE_STEPS.pack(*model.base_steps) + write_context_model(model.context_model))
-
-
-def parse_entropy_model(hash_grid_part: bytes, context_part: bytes,
-                        dims: AttributeDims) -> EntropyModel:
-    """Parse the two parts; errors are :class:`FormatError` naming ``HEAD`` and the part."""
-    grid = parse_hash_grid(hash_grid_part)
-    context_part = bytes(context_part)
-    if len(context_part) < _BASE_STEPS.size:
-        raise FormatError("context_mlp part too short", chunk="HEAD", field="context_mlp")
-    steps = _BASE_STEPS.unpack_from(context_part)
-    if not all(1 <= s <= MAX_BASE_STEP for s in steps):
-        raise LimitError(f"base steps {steps} not in 1..{MAX_BASE_STEP}", chunk="HEAD",
-                         field="context_mlp")
-    context = parse_context_model(context_part[_BASE_STEPS.size:], dims.channels)
-    if context.input_width != 2 * grid.config.feature_width:
-        raise FormatError(f"context model takes {context.input_width} inputs, the hash grid "
-                          f"gives 2 x {grid.config.feature_width}", chunk="HEAD",
-                          field="context_mlp")
-    return EntropyModel(grid, context, steps)
 
 
 def _unique_rows(parent_coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,27 +321,6 @@ def decode_level(model: EntropyModel, dims: AttributeDims, payloads: dict[str, b
                               None if parent_coords is None else parent_coords[rows], depth)
 
     return _decode_groups(model, dims, payloads, len(coords), predict_block, level)
-
-
-def random_entropy_model(dims: AttributeDims, *, preset: str = "small", seed: int = 0,
-                         hidden: tuple[int, ...] = (64, 64)) -> EntropyModel:
-    """A valid random model with realistic outputs, for tests and synthetic scenes.
-
-    A random float MLP is scaled so that means, scale indices and step indices spread over
-    plausible ranges, then exported to integers (:mod:`progs_codec.entropy.export`).
-    """
-    from .export import export_context_model, synthetic_float_mlp  # imports this module
-
-    rng = np.random.default_rng(seed)
-    grid = random_hash_grid(PRESETS[preset], seed=seed)
-    coords = rng.integers(0, 1 << 8, (2048, 3))
-    width = grid.config.feature_width
-    calibration = np.concatenate([hash_features(grid, coords, 8),
-                                  hash_features(grid, coords >> 1, 7)], axis=1)
-    calibration[:256, width:] = 0                         # roots have no parent
-    base_steps = (1 << 11, 1 << 6, 1 << 10)               # 1/32, 1/1024, 1/64
-    layers = synthetic_float_mlp(calibration, dims, hidden, base_steps, rng)
-    return EntropyModel(grid, export_context_model(layers, calibration), base_steps)
 
 
 def sample_attributes(model: EntropyModel, prediction: Prediction, dims: AttributeDims,

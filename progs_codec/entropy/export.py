@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import AttributeDims
-from .attributes import (FIXED_POINT_BITS, EntropyModel, Prediction, encode_level_attributes,
-                         group_steps, quantize_attributes)
-from .context_model import (ACTIVATION_MAX, MAX_SHIFT, ContextLayer, ContextModel, predict)
+from .attributes import (Prediction, encode_level_attributes, group_steps,
+                         quantize_attributes)
+from .context_model import ACTIVATION_MAX, MAX_SHIFT, ContextLayer, ContextModel, predict
+from .model import FIXED_POINT_BITS, EntropyModel
 from .tables import NUM_SCALES, NUM_STEPS, PRECISION, STEP_ONE_INDEX, load_tables
 
 __all__ = [

@@ -9,6 +9,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from ..entropy.model import EntropyModel, parse_entropy_model
 from ..errors import FormatError, LimitError
 from ..model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, SceneFrame
 
@@ -72,7 +73,7 @@ class Header:
     attribute_coding: AttributeCoding
     toc: tuple[TocEntry, ...]
     gaussian_mlps: GaussianMLPs | None
-    entropy_model: object | None
+    entropy_model: EntropyModel | None
     part_sizes: dict[str, int]
 
 
@@ -219,7 +220,6 @@ def parse_header(payload: bytes) -> Header:
     coding = AttributeCoding(coding)
     entropy_model = None
     if coding is AttributeCoding.ENTROPY:
-        from ..entropy.attributes import parse_entropy_model
         entropy_model = parse_entropy_model(parts["hash_grid"], parts["context_mlp"], dims)
     else:
         for name in ("hash_grid", "context_mlp"):

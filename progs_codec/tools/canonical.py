@@ -102,7 +102,8 @@ def _mlp_record(model: ProgsModel) -> Record:
 
 def _entropy_records(model: ProgsModel, k: int) -> list[Record]:
     """``CTXT`` and ``SYMB`` of level ``k`` of an entropy-coded model (spec 10.2)."""
-    from ..entropy.attributes import FIXED_POINT_BITS, group_steps, level_contexts
+    from ..entropy.attributes import group_steps, level_contexts
+    from ..entropy.model import FIXED_POINT_BITS
 
     level, entropy = model.levels[k - 1], model.entropy_model
     parent_coords = None if k == 1 else model.levels[k - 2].coords[level.parent_index]

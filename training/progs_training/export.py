@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from progs_codec import decode, encode
-from progs_codec.entropy.attributes import FIXED_POINT_BITS, EntropyModel
 from progs_codec.entropy.export import export_context_model, rate_gap
+from progs_codec.entropy.model import FIXED_POINT_BITS, EntropyModel
 from progs_codec.format.structure import levels_from_coords
 from progs_codec.model import MLP, GaussianMLPs, ProgsModel
 from progs_codec.render import render
