@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import progs_codec
-from progs_codec.render import render_orbit
-from progs_codec.render.bake import export_splats
+from progs_codec.render import export_splats, render_orbit
 from progs_codec.tools.inspect import format_info
 
 SAMPLE = Path(__file__).with_name("plant.progs")

@@ -6,9 +6,14 @@ Decode a stream, or any prefix of it, into a :class:`ProgsModel`::
     model = progs_codec.decode("scene.progs", max_lod=3)
     model.positions()          # anchor centres of LoD 3
 
-The format is specified in ``spec/`` of the source distribution.
+A trainer builds a model from its float arrays with :func:`build_model` (the trainer's door,
+:mod:`progs_codec.build`) and encodes it with :func:`encode`.
+
+The format is specified in ``spec/`` of the source distribution; ``docs/architecture.md``
+maps its chapters to the packages ``format``, ``entropy``, ``render`` and ``tools``.
 """
 
+from .build import BuildResult, LevelArrays, build_model
 from .codec import Decoder, decode, encode
 from .errors import (
     ChecksumError,
@@ -45,4 +50,7 @@ __all__ = [
     "UnsupportedError",
     "LimitError",
     "ModelError",
+    "build_model",
+    "LevelArrays",
+    "BuildResult",
 ]

@@ -8,7 +8,7 @@ def test_all_is_pinned():
         "encode", "decode", "Decoder", "inspect", "StreamInfo", "ProgsModel", "Level",
         "SceneFrame", "AttributeDims", "GaussianMLPs", "MAGIC", "VERSION", "ProgsError",
         "FormatError", "ChecksumError", "TruncatedError", "UnsupportedError", "LimitError",
-        "ModelError"])
+        "ModelError", "build_model", "LevelArrays", "BuildResult"])
     for name in progs_codec.__all__:
         assert hasattr(progs_codec, name), name
 

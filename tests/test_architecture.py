@@ -131,3 +131,61 @@ def test_no_import_cycles_in_the_package():
     graph = package_graph()
     edges = {m: {i.module for i in imports if i.module in graph} for m, imports in graph.items()}
     assert _cycles(edges) == []
+
+
+# -- the trainer's door ------------------------------------------------------------------------
+
+
+def _public_names(module: str) -> set[str]:
+    """``__all__`` of a progs_codec module, read from its source."""
+    parts = module.split(".")[1:]
+    path = PACKAGE.joinpath(*parts)
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"{module} has no __all__")
+
+
+def trainer_violations(folder: Path) -> list[str]:
+    """Imports of progs_codec in ``folder`` that go past the door: a module outside
+    ``TRAINER_MODULES``, or a name not in that module's ``__all__`` (``_`` names never are)."""
+    trainer_modules = ast.literal_eval(next(
+        node.value for node in ast.parse((PACKAGE / "build.py").read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") ==
+        "TRAINER_MODULES"))
+    known = {_module_name(p, PACKAGE, "progs_codec") for p in PACKAGE.rglob("*.py")}
+    out = []
+    for path in sorted(folder.rglob("*.py")):
+        module = _module_name(path, folder, folder.name)
+        for imp in imports_of(path, module, known):
+            if imp.module.split(".")[0] != "progs_codec":
+                continue
+            where = f"{path.relative_to(folder.parent)}:{imp.line}"
+            if imp.module not in trainer_modules:
+                out.append(f"{where} imports {imp.module}")
+                continue
+            public = _public_names(imp.module)
+            out += [f"{where} imports {imp.module}.{name}" for name in imp.names
+                    if name.startswith("_") or name not in public]
+    return out
+
+
+def test_trainer_uses_only_the_door():
+    assert trainer_violations(TRAINER) == []
+
+
+def test_door_check_catches_private_and_internal_imports(tmp_path):
+    folder = tmp_path / "trainer"
+    folder.mkdir()
+    (folder / "a.py").write_text(
+        "from progs_codec.build import build_model, _base_step_units\n"
+        "def f():\n    from progs_codec.entropy.model import EntropyModel\n"
+        "import progs_codec.format.structure\n"
+        "from progs_codec import encode\n")
+    assert trainer_violations(folder) == [
+        "trainer/a.py:1 imports progs_codec.build._base_step_units",
+        "trainer/a.py:3 imports progs_codec.entropy.model",
+        "trainer/a.py:4 imports progs_codec.format.structure",
+    ]

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from progs_codec.entropy.hashgrid import (FEATURE_LIMIT, PRESETS, HashGrid, HashGridConfig,
-                                          hash_features, hash_features_reference, parse_hash_grid,
-                                          random_hash_grid, table_sizes, write_hash_grid)
+                                          grid_corners, hash_features, hash_features_reference,
+                                          parse_hash_grid, random_hash_grid, table_sizes,
+                                          write_hash_grid)
 from progs_codec.errors import FormatError, ModelError, ProgsError
 
 TINY = HashGridConfig((2, 5, 9), 6, (3, 17), 5, features_per_level=3)
@@ -28,6 +29,31 @@ def test_small_preset_matches_reference_and_is_small():
     assert np.array_equal(hash_features(grid, coords, 9), hash_features_reference(grid, coords, 9))
     assert len(write_hash_grid(grid)) < 50_000
     assert [s for _, _, s in table_sizes(PRESETS["small"])][:3] == [17**3, 25**3, 1 << 14]
+
+
+def _features_from_corners(grid, coords, depth):
+    f, parts, start = grid.config.features_per_level, [], 0
+    signs = np.where(grid.params, 1, -1)
+    for corners, (_, _, entries) in zip(grid_corners(grid.config, coords, depth),
+                                        table_sizes(grid.config)):
+        table = signs[start:start + entries * f].reshape(entries, f)
+        start += entries * f
+        total = (corners.weight[..., None] * table[corners.index]).sum(axis=1)
+        parts.append((total * FEATURE_LIMIT + (1 << (corners.shift - 1))) >> corners.shift)
+    return np.concatenate(parts, axis=1)
+
+
+@pytest.mark.parametrize("config", [TINY, PRESETS["small"]], ids=["tiny", "small"])
+def test_grid_corners_give_the_decoder_features(config):
+    """The public lookup (for trainers) and hash_features agree, per-anchor depths too."""
+    rng = np.random.default_rng(5)
+    grid = random_hash_grid(config, seed=5)
+    depth = rng.integers(0, 14, 300)
+    coords = rng.integers(0, 1 << 14, (300, 3)) >> (14 - depth)[:, None]
+    got = _features_from_corners(grid, coords, depth)
+    for d in np.unique(depth):
+        rows = depth == d
+        assert np.array_equal(got[rows], hash_features(grid, coords[rows], int(d)))
 
 
 def test_constant_grid_gives_extreme_features():

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from progs_codec.files import atomic_path
 from progs_codec.render import psnr, render
 from progs_codec.render.camera import load_nerf_cameras
-from progs_codec.render.splats import _atomic_path, read_ply
+from progs_codec.render.splats import read_ply
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -72,9 +73,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    with _atomic_path(args.out / "gsplat_reference.npz") as tmp:
+    with atomic_path(args.out / "gsplat_reference.npz") as tmp:
         tmp.write_bytes(buffer.getvalue())
-    with _atomic_path(args.out / "gsplat_reference.json") as tmp:
+    with atomic_path(args.out / "gsplat_reference.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -326,6 +326,12 @@ class RateGap:
         """Relative size of the coded payloads over the integer model's cross-entropy."""
         return self.coded_bits / self.ideal_bits - 1.0
 
+    def to_dict(self) -> dict[str, float]:
+        """The three sizes and the two ratios, for JSON logs."""
+        return {"float_bits": self.float_bits, "ideal_bits": self.ideal_bits,
+                "coded_bits": self.coded_bits, "export_gap": self.export_gap,
+                "coder_overhead": self.coder_overhead}
+
 
 def rate_gap(layers: FloatLayers, model: EntropyModel, inputs: np.ndarray, dims: AttributeDims,
              feature, scaling, offsets) -> RateGap:

@@ -32,6 +32,9 @@ __all__ = [
     "PLANES",
     "MAX_PARAMS",
     "table_sizes",
+    "table_axes",
+    "TableCorners",
+    "grid_corners",
     "hash_features",
     "hash_features_reference",
     "random_hash_grid",
@@ -108,6 +111,78 @@ def table_sizes(config: HashGridConfig) -> list[tuple[int, int, int]]:
     for _ in PLANES:
         out += [(2, r, min(1 << config.log2_table_2d, (r + 1) ** 2))
                 for r in config.resolutions_2d]
+    return out
+
+
+def table_axes(config: HashGridConfig) -> list[tuple[int, ...]]:
+    """The coordinate axes each table reads, in stream order: ``(0, 1, 2)`` for the 3D
+    levels, then the plane's two axes (xy, xz, yz) for the 2D levels (spec 5.1)."""
+    return [(0, 1, 2)] * len(config.resolutions_3d) + \
+        [plane for plane in PLANES for _ in config.resolutions_2d]
+
+
+@dataclass(frozen=True, eq=False)
+class TableCorners:
+    """The vertices one table interpolates for each voxel centre (spec 5.2, 5.3).
+
+    Attributes:
+        index: ``[N, 2**dims] int64`` entry of each corner within the table.
+        weight: ``[N, 2**dims] int64`` integer weights, summing to ``2**shift`` per row.
+        shift: ``dims * W`` (``W = 8``): a feature is
+            ``(sum(weight * sign[index]) * 127 + 2**(shift - 1)) >> shift``.
+    """
+
+    index: np.ndarray
+    weight: np.ndarray
+    shift: int
+
+
+def grid_corners(config: HashGridConfig, coords: np.ndarray,
+                 depth: int | np.ndarray) -> list[TableCorners]:
+    """Corner entries and weights of every table for voxel centres (spec 5.2, 5.3).
+
+    The lookup half of :func:`hash_features`, for code that interpolates its own table
+    values (a trainer's float latents): the same integer cells, weights and dense or hashed
+    indices, so that its features match the decoder's exactly.
+
+    Args:
+        config: the grid shape.
+        coords: ``[N, 3]`` integer voxel coordinates.
+        depth: octree depth of the coordinates, a scalar or ``[N]`` integers.
+
+    Returns:
+        One :class:`TableCorners` per table, in stream order (:func:`table_sizes`).
+
+    Example:
+        >>> grid = random_hash_grid(PRESETS["small"], seed=0)
+        >>> corners = grid_corners(grid.config, np.array([[3, 5, 7]]), 4)
+        >>> len(corners), corners[0].index.shape, int(corners[0].weight.sum())
+        (17, (1, 8), 16777216)
+    """
+    coords = np.asarray(coords, np.int64)
+    depth = np.broadcast_to(np.asarray(depth, np.int64), (len(coords),))
+    out = []
+    for axes, (dims, resolution, entries) in zip(table_axes(config), table_sizes(config)):
+        dense = (resolution + 1) ** dims <= entries
+        cells, fracs = [], []
+        for a in axes:
+            num = (2 * coords[:, a] + 1) * resolution
+            cell = num >> (depth + 1)
+            cells.append(cell)
+            fracs.append(((num - (cell << (depth + 1))) << WEIGHT_BITS) >> (depth + 1))
+        index = np.zeros((len(coords), 1 << dims), np.int64)
+        weight = np.ones((len(coords), 1 << dims), np.int64)
+        for corner in range(1 << dims):
+            for j, (cell, frac) in enumerate(zip(cells, fracs)):
+                bit = (corner >> (dims - 1 - j)) & 1
+                weight[:, corner] *= frac if bit else (1 << WEIGHT_BITS) - frac
+                if dense:
+                    index[:, corner] += (cell + bit) * (resolution + 1) ** j
+                else:
+                    index[:, corner] ^= ((cell + bit) * PRIMES[j]) & 0xFFFFFFFF
+        if not dense:
+            index &= entries - 1
+        out.append(TableCorners(index, weight, dims * WEIGHT_BITS))
     return out
 
 
@@ -248,8 +323,7 @@ def hash_features(grid: HashGrid, coords: np.ndarray, depth: int) -> np.ndarray:
     """
     coords = np.asarray(coords)
     cfg, f = grid.config, grid.config.features_per_level
-    axes = [(0, 1, 2)] * len(cfg.resolutions_3d)
-    axes += [plane for plane in PLANES for _ in cfg.resolutions_2d]
+    axes = table_axes(cfg)
     out = np.empty((len(coords), cfg.feature_width), np.int32)
     rows = min(_CHUNK, len(coords))
     work = (np.empty((8, rows), np.int64), np.empty((8, rows), np.int64),

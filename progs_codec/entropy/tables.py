@@ -8,6 +8,8 @@ The tables are data files in ``spec/tables/`` (installed as the package
 (64, True)
 >>> int(t.step_multipliers[STEP_ONE_INDEX]) == 1 << STEP_MULTIPLIER_BITS
 True
+>>> t.scale_range, t.steps_per_octave
+((0.11, 256.0), 8)
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ class CodingTables:
     half_widths: np.ndarray
     frequencies: tuple[np.ndarray, ...]
     step_multipliers: np.ndarray
+
+    @property
+    def scale_range(self) -> tuple[float, float]:
+        """``(first, last)`` standard deviation of the scale table, in steps: the tables are
+        log-spaced between them (``0.11``, ``256.0``)."""
+        return float(self.scales[0]), float(self.scales[-1])
+
+    @property
+    def steps_per_octave(self) -> int:
+        """Step indices per doubling of the step: ``mult[i] ~ 2**((i - 16) / steps_per_octave)``
+        (``8``)."""
+        one = int(self.step_multipliers[STEP_ONE_INDEX])
+        return int(np.flatnonzero(self.step_multipliers == 2 * one)[0]) - STEP_ONE_INDEX
 
 
 def tables_dir() -> Path:

@@ -25,6 +25,7 @@ __all__ = [
     "parse_header",
     "split_parts",
     "frame_problems",
+    "mlp_shapes",
 ]
 
 #: Part names of the HEAD payload, in stream order (spec 3).

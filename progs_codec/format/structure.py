@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError, ModelError
+from ..model import Level
 
 __all__ = [
     "PARENT_INDEX_BITS",
@@ -210,7 +211,7 @@ def validate_model_structure(levels, base_depth: int) -> None:
 
 
 def levels_from_coords(coords_by_level: list[np.ndarray], base_depth: int,
-                       attributes_by_level: list[dict[str, np.ndarray]]) -> list:
+                       attributes_by_level: list[dict[str, np.ndarray]]) -> list[Level]:
     """Canonical :class:`~progs_codec.model.Level` list from unordered voxel coordinates.
 
     Args:
@@ -223,8 +224,6 @@ def levels_from_coords(coords_by_level: list[np.ndarray], base_depth: int,
     Raises :class:`ModelError` when an anchor's parent is missing (the octree is not strict)
     or two anchors share a voxel.
     """
-    from ..model import Level
-
     levels: list[Level] = []
     previous_codes = None
     for k, (coords, attrs) in enumerate(zip(coords_by_level, attributes_by_level), start=1):

@@ -25,11 +25,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ProgsError
+from ..files import atomic_path
 from ..model import CoordinateConvention, ProgsModel
 from .camera import Camera, framing_distance, orbit_cameras, scene_sphere
 from .gaussians import generate_gaussians
 from .rasterize_cpu import rasterize
-from .splats import Splats, _atomic_path
+from .splats import Splats
 
 __all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "to_uint8"]
 
@@ -134,7 +135,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def _save_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 

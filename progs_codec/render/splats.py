@@ -22,16 +22,13 @@ Example:
 
 from __future__ import annotations
 
-import os
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import ProgsError
+from ..files import atomic_path
 
 __all__ = ["Splats", "SplatsError", "SH_C0", "sh_basis", "read_splats", "write_splats",
            "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz"]
@@ -148,18 +145,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p)).astype(np.float32)
 
 
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a fresh temporary path beside ``path`` (same suffix); renames it on success."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # -- graphdeco PLY -------------------------------------------------------------------------
 
 
@@ -219,7 +204,7 @@ def write_ply(path: str | Path, splats: Splats) -> None:
     record = np.empty(n, dtype=[(p, "<f4") for p in props])
     for i, p in enumerate(props):
         record[p] = values[:, i]
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         PlyData([PlyElement.describe(record, "vertex")]).write(str(tmp))
 
 
@@ -256,7 +241,7 @@ def write_splat(path: str | Path, splats: Splats) -> None:
     norm = np.linalg.norm(splats.quats, axis=1, keepdims=True)
     q = splats.quats / np.where(norm > 0, norm, 1)
     rec["rot"] = np.clip(np.rint(q * 128 + 128), 0, 255)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(rec.tobytes())
 
 
@@ -290,7 +275,7 @@ def write_spz(path: str | Path, splats: Splats) -> None:
         quats=(splats.quats / np.where(norm > 0, norm, 1)).astype(np.float32),
         opacities=_logit(splats.opacities), sh0=np.ascontiguousarray(splats.sh[:, 0]),
         shN=np.ascontiguousarray(splats.sh[:, 1:]))
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         gsply.write_spz(tmp, data)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from progs_codec.format.structure import morton_codes
+from progs_codec.build import morton_codes
 
 from .octree_ops import AnchorTree, child_counts, lookup, parent_index
 

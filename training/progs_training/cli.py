@@ -18,10 +18,10 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from progs_codec.errors import ProgsError
+from progs_codec import ProgsError
 
 from .data import load_scene
-from .export import evaluate_stream, measure_rate_gap, to_progs_model, write_progs
+from .export import build, evaluate_stream, write_progs
 from .model import ModelConfig
 from .train import TrainConfig, pick_device, train
 
@@ -61,9 +61,9 @@ def run(data_path: str, out: str, config: TrainConfig, *, size: int | None = Non
     result = train(data, config, progress=progress)
     if bar is not None:
         bar.close()
-    progs = to_progs_model(result.model)
-    stream = write_progs(progs, out)
-    gap = measure_rate_gap(result.model, progs)
+    built = build(result.model)
+    stream = write_progs(built.model, out)
+    gap = built.rate_gap.to_dict()
     views = data.test or data.train
     quality = evaluate_stream(stream, views, background=data.background,
                               backend="gsplat" if device.type == "cuda" else "cpu")

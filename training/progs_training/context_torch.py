@@ -19,14 +19,13 @@ import math
 
 import torch
 
-from progs_codec.entropy.context_model import ACTIVATION_MAX
-from progs_codec.entropy.tables import NUM_SCALES, NUM_STEPS, STEP_ONE_INDEX
+from progs_codec.build import ACTIVATION_MAX, NUM_SCALES, NUM_STEPS, STEP_ONE_INDEX, load_tables
 
 __all__ = ["ContextMLP", "round_ste", "rate_bits", "step_size", "sigma_steps", "float_layers",
            "SCALE_MIN", "SCALE_MAX"]
 
-SCALE_MIN, SCALE_MAX = 0.11, 256.0      # spec 7.3 scale table range, in steps
-_STEPS_PER_OCTAVE = 8
+SCALE_MIN, SCALE_MAX = load_tables().scale_range    # spec 7.3: sigma in steps, 0.11..256
+_STEPS_PER_OCTAVE = load_tables().steps_per_octave  # spec 7.3: step doubles every 8
 _LOG2E = 1.0 / math.log(2.0)
 
 
@@ -69,7 +68,7 @@ class ContextMLP(torch.nn.Module):
     @torch.no_grad()
     def calibrate(self, inputs: torch.Tensor) -> None:
         """Set each hidden layer's activation scale so its maximum maps to 127, as
-        :func:`progs_codec.entropy.export.export_context_model` does on the same inputs."""
+        :func:`progs_codec.build.build_model` does on the same inputs."""
         h = inputs * self.inputs_scale
         for i, layer in enumerate(self.layers[:-1]):
             h = torch.relu(layer(h))
@@ -131,7 +130,7 @@ def rate_bits(x: torch.Tensor, mean: torch.Tensor, scale_idx: torch.Tensor,
 
 
 def float_layers(model: ContextMLP) -> list[tuple]:
-    """The MLP as :mod:`progs_codec.entropy.export`'s float layers ``[(W, b), ...]``: inputs
+    """The MLP as :func:`progs_codec.build.build_model`'s float context layers ``[(W, b), ...]``: inputs
     ``/ 127``, mean rows scaled to attribute units."""
     out = []
     for i, layer in enumerate(model.layers):

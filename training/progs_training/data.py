@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from progs_codec.model import CoordinateConvention
-from progs_codec.render.camera import Camera, CameraError, look_at, scene_sphere
+from progs_codec.build import CoordinateConvention
+from progs_codec.render import Camera, CameraError, look_at, scene_sphere
 
 from .errors import DataError
 
@@ -285,7 +285,7 @@ def spiral_cameras(center: Sequence[float], distance: float, n: int, *, size: in
 
 
 def _read_teacher(path: str | Path):
-    from progs_codec.render.splats import read_splats
+    from progs_codec.render import read_splats
 
     path = Path(path)
     if not path.exists():

@@ -1,8 +1,8 @@
-"""Errors of the trainer: every one is a :class:`progs_codec.errors.ProgsError`."""
+"""Errors of the trainer: every one is a :class:`progs_codec.ProgsError`."""
 
 from __future__ import annotations
 
-from progs_codec.errors import ProgsError
+from progs_codec import ProgsError
 
 __all__ = ["TrainingError", "DataError"]
 

@@ -1,24 +1,22 @@
-"""Trained model -> integer entropy model -> :class:`ProgsModel` -> ``.progs``; evaluation.
+"""Trained model -> :func:`progs_codec.build.build_model` -> ``.progs``; evaluation per LoD.
 
-The context MLP is exported to integers by :mod:`progs_codec.entropy.export` with every
-anchor's integer grid features as calibration inputs; the grid's signs become the stream's
-bits; levels are put in canonical order by :func:`progs_codec.format.structure.levels_from_coords`.
+The trainer hands the codec's door its float arrays: the anchors of each level (in the tree's
+order; the door sorts them canonically), the grid's signs, the float context MLP (its layers
+as :func:`.context_torch.float_layers` gives them) and the generation MLPs; the door exports
+the integer context model (spec 6.6), calibrated on every anchor, and measures the rate gap.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from progs_codec import decode, encode
-from progs_codec.entropy.export import export_context_model, rate_gap
-from progs_codec.entropy.model import FIXED_POINT_BITS, EntropyModel
-from progs_codec.format.structure import levels_from_coords
-from progs_codec.model import MLP, GaussianMLPs, ProgsModel
+from progs_codec import ProgsModel, decode, encode, inspect
+from progs_codec.build import (MLP, BuildResult, GaussianMLPs, LevelArrays, build_model,
+                               write_atomic)
 from progs_codec.render import render
 
 from .context_torch import float_layers
@@ -27,51 +25,48 @@ from .hashgrid_torch import to_hash_grid
 from .losses import psnr, ssim
 from .model import AnchorModel
 
-__all__ = ["to_progs_model", "write_progs", "measure_rate_gap", "evaluate_stream", "LodQuality"]
+__all__ = ["build", "to_progs_model", "write_progs", "evaluate_stream", "LodQuality"]
 
 
 def _mlp(seq: torch.nn.Sequential) -> MLP:
-    """Float16-rounded weights: what the stream stores (spec 3.4)."""
+    """The float32 weights of a ``Linear``-``ReLU``-``Linear`` stack (the door rounds them to
+    float16, spec 3.4)."""
     linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
-    def f16(t):
-        return t.detach().cpu().numpy().astype(np.float16).astype(np.float32)
-    return MLP(weights=tuple(f16(m.weight) for m in linears),
-               biases=tuple(f16(m.bias) for m in linears))
+
+    def f32(t):
+        return t.detach().cpu().numpy().astype(np.float32)
+    return MLP(weights=tuple(f32(m.weight) for m in linears),
+               biases=tuple(f32(m.bias) for m in linears))
 
 
-def _context_inputs(model: AnchorModel) -> np.ndarray:
-    with torch.no_grad():
-        return np.rint(model.context_inputs().cpu().numpy()).astype(np.int32)
-
-
-def _entropy_model(model: AnchorModel, inputs: np.ndarray) -> EntropyModel:
-    steps = tuple(int(np.clip(round(s * (1 << FIXED_POINT_BITS)), 1, 1 << 20))
-                  for s in model.config.base_steps)
-    return EntropyModel(to_hash_grid(model.grid),
-                        export_context_model(float_layers(model.context), inputs), steps)
-
-
-def to_progs_model(model: AnchorModel) -> ProgsModel:
-    """The trained model as a :class:`ProgsModel` with an integer entropy model (lossless
-    structure; attributes are quantized when encoded)."""
+def build(model: AnchorModel, *, measure_rate: bool = True) -> BuildResult:
+    """The trained model through the codec's door: a :class:`ProgsModel` with an integer
+    entropy model (lossless structure; attributes are quantized when encoded) and, with
+    ``measure_rate``, the float model's estimated bits against the integer model's coded bits
+    on every anchor."""
     tree = model.tree
     frame = tree.frame
     with torch.no_grad():
         feature = model.feature.cpu().numpy()
         scaling = model.scaling.cpu().numpy()
         offsets = model.offsets.cpu().numpy()
-    coords, attrs = [], []
+    levels = []
     for k in range(1, frame.num_levels + 1):
         rows = tree.level == k
-        coords.append(tree.coords[rows])
-        attrs.append({"feature": feature[rows], "scaling": scaling[rows],
-                      "offsets": offsets[rows]})
-    levels = levels_from_coords(coords, frame.base_depth, attrs)
+        levels.append(LevelArrays(coords=tree.coords[rows], feature=feature[rows],
+                                  scaling=scaling[rows], offsets=offsets[rows]))
     mlps = GaussianMLPs(opacity=_mlp(model.opacity_mlp), color=_mlp(model.color_mlp),
                         covariance=_mlp(model.covariance_mlp),
                         use_distance=model.config.use_distance)
-    return ProgsModel(frame=frame, dims=model.config.dims, levels=levels, gaussian_mlps=mlps,
-                      entropy_model=_entropy_model(model, _context_inputs(model)))
+    return build_model(frame=frame, levels=levels, hash_grid=to_hash_grid(model.grid),
+                       context_layers=float_layers(model.context),
+                       base_steps=model.config.base_steps, gaussian_mlps=mlps,
+                       measure_rate=measure_rate)
+
+
+def to_progs_model(model: AnchorModel) -> ProgsModel:
+    """The trained model as a :class:`ProgsModel` (:func:`build` without the rate gap)."""
+    return build(model, measure_rate=False).model
 
 
 def write_progs(progs: ProgsModel, path: str | Path) -> bytes:
@@ -79,26 +74,8 @@ def write_progs(progs: ProgsModel, path: str | Path) -> bytes:
     stream = encode(progs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(stream)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, stream)
     return stream
-
-
-def measure_rate_gap(model: AnchorModel, progs: ProgsModel) -> dict:
-    """Float model's estimated bits vs the integer model's coded bits, all anchors at once."""
-    inputs = _context_inputs(model)
-    with torch.no_grad():
-        gap = rate_gap(float_layers(model.context), progs.entropy_model, inputs,
-                       model.config.dims, model.feature.cpu().numpy(),
-                       model.scaling.cpu().numpy(), model.offsets.cpu().numpy())
-    return {"float_bits": gap.float_bits, "ideal_bits": gap.ideal_bits,
-            "coded_bits": gap.coded_bits, "export_gap": gap.export_gap,
-            "coder_overhead": gap.coder_overhead}
 
 
 @dataclass(frozen=True)
@@ -113,8 +90,6 @@ class LodQuality:
 def evaluate_stream(stream: bytes, views: list[View], *, background=(0.0, 0.0, 0.0),
                     backend: str = "auto") -> list[LodQuality]:
     """Decode every LoD prefix of ``stream`` and measure it on ``views`` (mean PSNR, SSIM)."""
-    from progs_codec import inspect
-
     info = inspect(stream)
     full = decode(stream)
     out = []

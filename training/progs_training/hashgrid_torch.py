@@ -3,11 +3,11 @@
 Each table holds float latents; the grid's value is their sign (+1 where ``latent >= 0``),
 and gradients pass straight through to the latents where ``|latent| <= 1`` (HAC's binary
 STE). Lookup indices and interpolation weights depend only on the integer voxel coordinates,
-so they are computed once per anchor set with exactly the integer arithmetic of spec 5.3
-(:mod:`progs_codec.entropy.hashgrid`): cell ``floor((2c+1) R / 2**(d+1))``, 8-bit weights, the dense
-row-major index or the instant-ngp hash. The forward value is the requantized integer feature
+so they are computed once per anchor set by the codec's own lookup
+(:func:`progs_codec.build.grid_corners`, spec 5.3): cell ``floor((2c+1) R / 2**(d+1))``, 8-bit
+weights, the dense row-major index or the instant-ngp hash. The forward value is the requantized integer feature
 of spec 5.3 divided by 127, exactly; the backward pass sees the float interpolation.
-:func:`to_hash_grid` exports the signs as a :class:`progs_codec.entropy.hashgrid.HashGrid`.
+:func:`to_hash_grid` exports the signs as a :class:`progs_codec.build.HashGrid`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from progs_codec.entropy.hashgrid import (
-    FEATURE_LIMIT,
-    PLANES,
-    PRIMES,
-    WEIGHT_BITS,
-    HashGrid,
-    HashGridConfig,
-    table_sizes,
-)
+from progs_codec.build import FEATURE_LIMIT, HashGrid, HashGridConfig, grid_corners, table_sizes
 
 __all__ = ["GridLookup", "HashGridTorch", "grid_lookup", "binarize_ste", "to_hash_grid"]
-
-_MASK32 = (1 << 32) - 1
-
 
 def binarize_ste(latent: torch.Tensor) -> torch.Tensor:
     """``+1`` where ``latent >= 0`` else ``-1``; gradient 1 where ``|latent| <= 1``, else 0."""
@@ -53,47 +42,18 @@ class GridLookup:
     shifts: tuple[int, ...]
 
 
-def _table_axes(config: HashGridConfig) -> list[tuple[int, ...]]:
-    axes = [(0, 1, 2)] * len(config.resolutions_3d)
-    return axes + [plane for plane in PLANES for _ in config.resolutions_2d]
-
-
 def grid_lookup(config: HashGridConfig, coords: np.ndarray, depth: np.ndarray | int,
                 device: torch.device | str = "cpu") -> GridLookup:
     """Corner indices and weights of voxel centres ``coords [N, 3]`` at ``depth`` (scalar or
-    ``[N]``), in int64 numpy arithmetic identical to spec 5.3."""
-    coords = np.asarray(coords, np.int64)
-    depth = np.broadcast_to(np.asarray(depth, np.int64), (len(coords),))
+    ``[N]``): :func:`progs_codec.build.grid_corners` (spec 5.3's integers), with each table's
+    entries offset to rows of the latent array, as tensors on ``device``."""
     indices, weights, shifts = [], [], []
     entry_offset = 0
-    for axes, (dims, resolution, entries) in zip(_table_axes(config), table_sizes(config)):
-        dense = (resolution + 1) ** dims <= entries
-        cells, fracs = [], []
-        for a in axes:
-            num = (2 * coords[:, a] + 1) * resolution
-            cell = num >> (depth + 1)
-            rem = num - (cell << (depth + 1))
-            cells.append(cell)
-            fracs.append((rem << WEIGHT_BITS) >> (depth + 1))
-        corner_index, corner_weight = [], []
-        for corner in range(1 << dims):
-            bits = [(corner >> (dims - 1 - j)) & 1 for j in range(dims)]
-            weight = np.ones(len(coords), np.int64)
-            index = np.zeros(len(coords), np.int64)
-            for j, (cell, frac, bit) in enumerate(zip(cells, fracs, bits)):
-                weight = weight * (frac if bit else (1 << WEIGHT_BITS) - frac)
-                v = cell + bit
-                if dense:
-                    index = index + v * (resolution + 1) ** j
-                else:
-                    index = index ^ ((v * PRIMES[j]) & _MASK32)
-            if not dense:
-                index = index & (entries - 1)
-            corner_index.append(index + entry_offset)
-            corner_weight.append(weight)
-        indices.append(torch.from_numpy(np.stack(corner_index, 1)).to(device))
-        weights.append(torch.from_numpy(np.stack(corner_weight, 1)).to(device))
-        shifts.append(dims * WEIGHT_BITS)
+    for corners, (_, _, entries) in zip(grid_corners(config, coords, depth),
+                                        table_sizes(config)):
+        indices.append(torch.from_numpy(corners.index + entry_offset).to(device))
+        weights.append(torch.from_numpy(corners.weight).to(device))
+        shifts.append(corners.shift)
         entry_offset += entries
     return GridLookup(tuple(indices), tuple(weights), tuple(shifts))
 

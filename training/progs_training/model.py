@@ -2,10 +2,10 @@
 
 Anchors sit at voxel centres of their level (positions are not trained, they are what the
 stream stores); each has a feature, a 6-channel log scaling (offset scale, Gaussian scale) and
-``K`` offsets, as in Scaffold-GS. Neural Gaussians come from :func:`progs_codec.render.gaussians.
-generate_gaussians_torch` (the decoder's math). The binarized hash grid and the context MLP
-predict each attribute channel's mean, scale and step from the anchor's and its parent's
-integer grid features (spec 5-7).
+``K`` offsets, as in Scaffold-GS. Neural Gaussians come from
+:func:`progs_codec.render.generate_gaussians_torch` (the decoder's math). The binarized hash
+grid and the context MLP predict each attribute channel's mean, scale and step from the
+anchor's and its parent's integer grid features (spec 5-7).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from progs_codec.entropy.hashgrid import PRESETS, HashGridConfig
-from progs_codec.model import AttributeDims
-from progs_codec.render.gaussians import NeuralGaussians, generate_gaussians_torch
+from progs_codec import AttributeDims
+from progs_codec.build import PRESETS, HashGridConfig
+from progs_codec.render import NeuralGaussians, generate_gaussians_torch
 
 from .context_torch import ContextMLP, rate_bits, step_size
 from .hashgrid_torch import GridLookup, HashGridTorch, grid_lookup

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from progs_codec.build import octree_from_points
-from progs_codec.format.structure import morton_codes
-from progs_codec.model import SceneFrame
+from progs_codec import SceneFrame
+from progs_codec.build import morton_codes, octree_from_points
 
 from .errors import TrainingError
 

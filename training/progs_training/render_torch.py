@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from progs_codec.render.camera import Camera
+from progs_codec.render import Camera
 
 __all__ = ["Rasterized", "rasterize", "rasterize_torch", "rasterize_gsplat", "TILE_SIZE"]
 

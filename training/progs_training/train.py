@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from progs_codec import SceneFrame
 from progs_codec.build import frame_for_points
-from progs_codec.model import SceneFrame
 
 from .anchors import GrowthConfig, PruneConfig, grow_anchors, prune_anchors
 from .data import SceneData

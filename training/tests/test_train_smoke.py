@@ -10,7 +10,7 @@ from progs_codec import decode, inspect
 from progs_codec.entropy.attributes import level_contexts
 from progs_training.cli import main
 from progs_training.context_torch import ContextMLP, float_layers
-from progs_training.export import evaluate_stream, measure_rate_gap, to_progs_model, write_progs
+from progs_training.export import build, evaluate_stream, write_progs
 from progs_training.octree_ops import check_strict
 from progs_training.train import TrainConfig, train
 
@@ -33,8 +33,8 @@ def test_psnr_rises_and_octree_stays_strict(trained):
 
 
 def test_stream_decodes_every_lod(trained, plant_tiny, tmp_path):
-    progs = to_progs_model(trained.model)
-    stream = write_progs(progs, tmp_path / "plant.progs")
+    built = build(trained.model)
+    stream = write_progs(built.model, tmp_path / "plant.progs")
     assert (tmp_path / "plant.progs").read_bytes() == stream
     assert not list(tmp_path.glob(".*tmp"))
     decoded = decode(stream)
@@ -45,8 +45,8 @@ def test_stream_decodes_every_lod(trained, plant_tiny, tmp_path):
     quality = evaluate_stream(stream, plant_tiny.test[:3], backend="cpu")
     assert [q.lod for q in quality] == [1, 2, 3]
     assert quality[-1].psnr > 12 and quality[0].stream_bytes < quality[-1].stream_bytes
-    gap = measure_rate_gap(trained.model, progs)
-    assert gap["coded_bits"] > 0 and gap["coder_overhead"] < 0.05
+    gap = built.rate_gap
+    assert gap.coded_bits > 0 and gap.coder_overhead < 0.05
 
 
 def test_exported_context_model_tracks_the_quantized_float_model():
