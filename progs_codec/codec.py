@@ -1,7 +1,10 @@
 """Encoding and decoding whole streams, prefixes and streams as they arrive (spec 2.3, 8).
 
 Two tiers, as in python-zstandard: :func:`encode` / :func:`decode` for whole files and
-prefixes, :class:`Decoder` (``feed`` / ``close``) for bytes as they arrive.
+prefixes, :class:`Decoder` (``feed`` / ``close``) for bytes as they arrive. The chunk rules
+live in :class:`~progs_codec.format.walker.ChunkWalker`, which :func:`progs_codec.inspect`
+shares; the decoder adds the levels' structure and attributes
+(:func:`~progs_codec.format.level.decode_level_chunk`).
 """
 
 from __future__ import annotations
@@ -12,21 +15,11 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from .errors import FormatError, LimitError, ModelError, TruncatedError, UnsupportedError
-from .format.container import (
-    ENDS,
-    FILE_HEADER_SIZE,
-    HEAD,
-    LEVL,
-    Chunk,
-    ChunkReader,
-    is_critical,
-    write_chunk,
-    write_file_header,
-)
-from .format.header import (AttributeCoding, Header, TocEntry, frame_problems, parse_header,
-                            write_header)
-from .format.level import decode_level, encode_level, parse_level_chunk
+from .errors import ModelError, TruncatedError
+from .format.container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, write_chunk, write_file_header
+from .format.header import AttributeCoding, Header, TocEntry, frame_problems, write_header
+from .format.level import decode_level_chunk, encode_level_chunk
+from .format.walker import ChunkWalker
 from .format.structure import validate_model_structure
 from .model import Level, ProgsModel
 
@@ -93,7 +86,7 @@ def encode(model: ProgsModel) -> bytes:
     header = header_for(())
     payloads, previous = [], None
     for k, level in enumerate(model.levels, start=1):
-        payload, previous = encode_level(level, k, header, previous)
+        payload, previous = encode_level_chunk(level, k, header, previous)
         payloads.append(payload)
     # The TOC has a fixed size, so the header's length is known before the offsets are.
     placeholder = tuple(TocEntry(0, 0, 0) for _ in payloads)
@@ -132,121 +125,60 @@ class Decoder:
         self.max_lod = max_lod
         self.strict = strict
         self.max_anchors = max_anchors
-        self._reader = ChunkReader()
-        self._header: Header | None = None
+        self._walker = ChunkWalker(max_lod=max_lod, max_anchors=max_anchors)
         self._levels: list[Level] = []
-        self._ended = False
 
     @property
     def header(self) -> Header | None:
-        return self._header
+        return self._walker.header
 
     @property
     def target_lod(self) -> int | None:
         """The LoD this decoder stops at: ``max_lod`` capped by the stream's level count."""
-        if self._header is None:
+        if self.header is None:
             return self.max_lod
-        total = self._header.frame.num_levels
+        total = self.header.frame.num_levels
         return total if self.max_lod is None else min(self.max_lod, total)
 
     @property
     def done(self) -> bool:
         """True once ``target_lod`` levels are decoded (and, for whole streams, ``ENDS`` read)."""
-        return self._ended or (self._header is not None and len(self._levels) == self.target_lod
-                                and self.target_lod < self._header.frame.num_levels)
+        return self._walker.ended or (self.header is not None
+                                      and len(self._levels) == self.target_lod
+                                      and self.target_lod < self.header.frame.num_levels)
 
     @property
     def model(self) -> ProgsModel | None:
-        if self._header is None:
+        if self.header is None:
             return None
-        h = self._header
+        h = self.header
         return ProgsModel(frame=h.frame, dims=h.dims, levels=list(self._levels),
                           gaussian_mlps=h.gaussian_mlps, entropy_model=h.entropy_model)
 
     def feed(self, data: bytes) -> list[Level]:
-        if self._ended and data:
-            raise FormatError("data after ENDS", chunk="ENDS", offset=self._reader.offset)
-        if self.done:
-            return []
-        self._reader.feed(data)
+        if self.done and not self._walker.ended:
+            return []                       # LoD reached: what follows is never read (8.2)
+        self._walker.feed(data)             # after ENDS, any data is an error
         completed = []
         while not self.done:
-            chunk = self._reader.next_chunk()
-            if chunk is None:
+            step = self._walker.next_step()
+            if step is None:
                 break
-            level = self._take(chunk)
-            if level is not None:
+            if step.kind == "level":
+                previous = self._levels[-1] if self._levels else None
+                level = decode_level_chunk(step.level, self.header, previous)
+                self._levels.append(level)
                 completed.append(level)
-        if self._ended and self._reader.pending:
-            raise FormatError(f"{self._reader.pending} bytes after ENDS", chunk="ENDS",
-                              offset=self._reader.offset)
         return completed
-
-    def _take(self, chunk: Chunk) -> Level | None:
-        if self._header is None:
-            if chunk.type != HEAD:
-                raise FormatError(f"first chunk is {chunk.name}, expected HEAD", chunk=chunk.name,
-                                  field="type", offset=chunk.offset)
-            header = parse_header(chunk.payload)
-            lod = header.frame.num_levels if self.max_lod is None else \
-                min(self.max_lod, header.frame.num_levels)
-            declared = sum(entry.anchor_count for entry in header.toc[:lod])
-            if declared > self.max_anchors:
-                raise LimitError(f"LoD {lod} declares {declared:,} anchors, more than "
-                                 f"max_anchors={self.max_anchors:,}; pass a larger max_anchors "
-                                 f"to decode it", chunk="HEAD", field="toc")
-            self._header = header
-            return None
-        if chunk.type == LEVL:
-            return self._take_level(chunk)
-        if chunk.type == ENDS:
-            if len(self._levels) != self._header.frame.num_levels:
-                raise FormatError(f"ENDS after {len(self._levels)} of "
-                                  f"{self._header.frame.num_levels} levels", chunk="ENDS",
-                                  offset=chunk.offset)
-            if chunk.payload:
-                raise FormatError("ENDS payload is not empty", chunk="ENDS", field="length",
-                                  offset=chunk.offset)
-            self._ended = True
-            return None
-        if chunk.type == HEAD:
-            raise FormatError("second HEAD chunk", chunk="HEAD", offset=chunk.offset)
-        if is_critical(chunk.type):
-            raise UnsupportedError(f"unknown critical chunk {chunk.name}", chunk=chunk.name,
-                                   field="type", offset=chunk.offset)
-        return None  # unknown optional chunk: CRC checked by the reader, skipped (spec 2.2)
-
-    def _take_level(self, chunk: Chunk) -> Level:
-        header, k = self._header, len(self._levels) + 1
-        name = f"LEVL {k}"
-        if k > header.frame.num_levels:
-            raise FormatError(f"more LEVL chunks than the {header.frame.num_levels} levels "
-                              f"declared", chunk=name, offset=chunk.offset)
-        entry = header.toc[k - 1]
-        if (entry.offset, entry.size) != (chunk.offset, chunk.size):
-            raise FormatError(f"table of contents gives offset {entry.offset} size {entry.size}, "
-                              f"chunk lies at {chunk.offset} size {chunk.size}", chunk=name,
-                              field="toc")
-        previous = self._levels[-1] if self._levels else None
-        parsed = parse_level_chunk(chunk.payload, level=k, frame=header.frame,
-                                   previous_count=0 if previous is None else len(previous))
-        if parsed.anchor_count != entry.anchor_count:
-            raise FormatError(f"anchor_count {parsed.anchor_count} but the table of contents "
-                              f"says {entry.anchor_count}", chunk=name, field="anchor_count")
-        level = decode_level(parsed, header, previous)
-        self._levels.append(level)
-        return level
 
     def close(self) -> ProgsModel:
         """The decoded model; raises :class:`TruncatedError` if the stream stopped short."""
-        if self._header is None:
-            raise TruncatedError(f"stream ends inside {self._reader.describe_pending()}, before "
-                                 f"the header is complete", chunk="HEAD",
-                                 offset=self._reader.offset)
+        if self.header is None:
+            raise self._walker.truncated_header_error()
         if self.strict and not self.done:
             raise TruncatedError(f"stream ends after {len(self._levels)} of {self.target_lod} "
-                                 f"levels, inside {self._reader.describe_pending()}",
-                                 offset=self._reader.offset)
+                                 f"levels, inside {self._walker.describe_pending()}",
+                                 offset=self._walker.offset)
         return self.model
 
     def __enter__(self) -> Decoder:

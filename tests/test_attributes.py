@@ -274,18 +274,19 @@ def test_quantize_matches_definition():
 
 
 def test_block_by_block_decode_equals_whole_level_decode():
-    """decode_level (contexts per block, spec 7.5 order) gives what the two-step path gives."""
+    """predict_and_decode_attributes (contexts per block, spec 7.5 order) gives what the two-step path gives."""
     model = small_model()
     rng = np.random.default_rng(11)
     coords, parents = random_level(rng, 2 * attributes.BLOCK_ANCHORS + 100, 9)
     prediction = level_contexts(model, coords, parents, 9)
     payloads, decoded = encode_level_attributes(model, prediction, DIMS,
                                                 *sample_attributes(model, prediction, DIMS, rng))
-    got = attributes.decode_level(model, DIMS, payloads, coords, parents, 9, level=3)
+    got = attributes.predict_and_decode_attributes(model, DIMS, payloads, coords, parents, 9,
+                                                   level=3)
     assert all(np.array_equal(a, b) for a, b in zip(got, decoded))
     bad = bytearray(payloads["scaling"])
     bad[-1] ^= 0x40
     with pytest.raises(FormatError) as info:
-        attributes.decode_level(model, DIMS, {**payloads, "scaling": bytes(bad)}, coords,
-                                parents, 9, level=3)
+        attributes.predict_and_decode_attributes(model, DIMS, {**payloads, "scaling": bytes(bad)},
+                                                 coords, parents, 9, level=3)
     assert (info.value.chunk, info.value.field) == ("LEVL 3", "scaling")

@@ -49,3 +49,28 @@ def test_prefix_and_text(stream):
     text = format_info(info)
     assert "prefix" in text and "bits/anchor" in text
 
+
+
+def test_inspect_and_decode_share_the_chunk_rules():
+    """Both walk chunks with ChunkWalker: on every invalid stream of the conformance suite,
+    inspect either accepts (the fault lies in structure or attributes, which it does not
+    decode) or raises the very error decode raises."""
+    import lzma
+    from pathlib import Path
+
+    from progs_codec import ProgsError
+
+    suite = Path(__file__).resolve().parents[1] / "conformance" / "invalid"
+    raised = 0
+    for case in sorted(p for p in suite.iterdir() if p.is_dir()):
+        expected = json.loads((case / "expected.json").read_text())
+        data = (case / expected["stream"]).read_bytes()
+        data = lzma.decompress(data) if expected["stream"].endswith(".xz") else data
+        with pytest.raises(ProgsError) as decoded:
+            decode(data, strict=True)
+        try:
+            inspect(data)
+        except ProgsError as error:
+            raised += 1
+            assert (type(error), str(error)) == (type(decoded.value), str(decoded.value)), case
+    assert raised > 30

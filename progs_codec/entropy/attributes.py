@@ -43,7 +43,7 @@ __all__ = [
     "quantize_attributes",
     "encode_level_attributes",
     "decode_level_attributes",
-    "decode_level",
+    "predict_and_decode_attributes",
     "sample_attributes",
 ]
 
@@ -307,9 +307,10 @@ def decode_level_attributes(model: EntropyModel, prediction: Prediction, dims: A
     return _decode_groups(model, dims, payloads, len(prediction), predict_block, level)
 
 
-def decode_level(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
-                 coords: np.ndarray, parent_coords: np.ndarray | None, depth: int, *,
-                 level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_and_decode_attributes(model: EntropyModel, dims: AttributeDims,
+                                  payloads: dict[str, bytes], coords: np.ndarray,
+                                  parent_coords: np.ndarray | None, depth: int, *,
+                                  level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contexts and attributes of one level, one block of anchors at a time (spec 6, 7).
 
     The same result as :func:`level_contexts` then :func:`decode_level_attributes`, but the

@@ -1,7 +1,9 @@
 """Level chunk ``LEVL``: payload layout, and a level's encoding and decoding (spec 4).
 
 ``parse_level_chunk`` splits a payload into its sections after checking every declared length
-against the bytes present; ``decode_level`` turns the sections into a :class:`Level`.
+against the bytes present; ``decode_level_chunk`` turns the sections into a :class:`Level`
+(structure, spec 4.3-4.6, and attributes, spec 4.5 and chapter 7); ``encode_level_chunk`` is
+its inverse.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..entropy.attributes import (encode_level_attributes, level_contexts,
+                                  predict_and_decode_attributes)
 from ..errors import FormatError, LimitError, UnsupportedError
 from ..model import ATTRIBUTE_GROUPS, AttributeDims, Level, SceneFrame
 from .header import AttributeCoding, Header
@@ -32,7 +36,8 @@ from .structure import (
     write_roots,
 )
 
-__all__ = ["LevelChunk", "write_level_chunk", "parse_level_chunk", "encode_level", "decode_level"]
+__all__ = ["LevelChunk", "write_level_chunk", "parse_level_chunk", "encode_level_chunk",
+           "decode_level_chunk", "STRUCTURE_FIXED", "STRUCTURE_OCCUPANCY"]
 
 _PREFIX = struct.Struct("<BBII")
 _LENGTH = struct.Struct("<I")
@@ -139,8 +144,8 @@ def _parse_raw_groups(payloads: dict[str, bytes], dims: AttributeDims, count: in
     return arrays
 
 
-def encode_level(level: Level, k: int, header: Header,
-                 previous: Level | None) -> tuple[bytes, Level]:
+def encode_level_chunk(level: Level, k: int, header: Header,
+                       previous: Level | None) -> tuple[bytes, Level]:
     """Write level ``k`` (canonical order, validated) as a ``LEVL`` payload (spec 4).
 
     Returns the payload and the level as a decoder will see it (attributes dequantized).
@@ -160,7 +165,6 @@ def encode_level(level: Level, k: int, header: Header,
         groups = _raw_groups(header.dims, level.feature, level.scaling, level.offsets)
         decoded = level
     else:
-        from ..entropy.attributes import encode_level_attributes, level_contexts
         prediction = level_contexts(header.entropy_model, level.coords,
                                     None if previous is None else previous.coords[level.parent_index],
                                     depth)
@@ -172,7 +176,7 @@ def encode_level(level: Level, k: int, header: Header,
     return write_level_chunk(chunk), decoded
 
 
-def decode_level(chunk: LevelChunk, header: Header, previous: Level | None) -> Level:
+def decode_level_chunk(chunk: LevelChunk, header: Header, previous: Level | None) -> Level:
     """Structure and attributes of one parsed ``LEVL`` chunk (spec 4.3-4.5, 7)."""
     k, name, count = chunk.level, f"LEVL {chunk.level}", chunk.anchor_count
     depth = header.frame.depth(k)
@@ -192,8 +196,7 @@ def decode_level(chunk: LevelChunk, header: Header, previous: Level | None) -> L
         arrays = _parse_raw_groups(chunk.group_payloads, header.dims, count, name)
         feature, scaling, offsets = arrays["feature"], arrays["scaling"], arrays["offsets"]
     else:
-        from ..entropy.attributes import decode_level as decode_attributes
-        feature, scaling, offsets = decode_attributes(
+        feature, scaling, offsets = predict_and_decode_attributes(
             header.entropy_model, header.dims, chunk.group_payloads, coords, parent_coords,
             depth, level=k)
     return Level(coords, parent_index, octant, feature, scaling, offsets)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..codec import Stream, read_stream
-from ..errors import FormatError, TruncatedError, UnsupportedError
-from ..format.container import ENDS, FILE_HEADER_SIZE, HEAD, LEVL, ChunkReader, is_critical
-from ..format.header import AttributeCoding, parse_header
-from ..format.level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY, parse_level_chunk
+from ..format.container import FILE_HEADER_SIZE
+from ..format.header import AttributeCoding
+from ..format.level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY
+from ..format.walker import ChunkWalker
 from ..model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
 
 __all__ = ["LevelInfo", "StreamInfo", "inspect", "format_info"]
@@ -76,45 +76,40 @@ class StreamInfo:
 def inspect(stream: Stream) -> StreamInfo:
     """Sizes of every part of a stream or prefix (spec 2-4), without decoding attributes.
 
-    Raises the same errors as :func:`progs_codec.decode` for a malformed container or header.
+    Walks the chunks with the decoder's own :class:`~progs_codec.format.walker.ChunkWalker`,
+    so it raises the same errors as :func:`progs_codec.decode` for a malformed container,
+    header or chunk order, and reports the complete levels of a prefix.
+
+    Raises:
+        TruncatedError: the stream ends inside the header.
+        FormatError: (or a subclass) the container, header or a level's sections break the
+            format.
     """
     data = read_stream(stream)
-    reader = ChunkReader()
-    reader.feed(data)
-    head = reader.next_chunk()
-    if head is None:
-        raise TruncatedError("stream ends before the header is complete", chunk="HEAD",
-                             offset=reader.offset)
-    if head.type != HEAD:
-        raise FormatError(f"first chunk is {head.name}, expected HEAD", chunk=head.name)
-    header = parse_header(head.payload)
-    parts = {name: header.part_sizes[name] for name in REPORTED_HEADER_PARTS}
-    parts["other"] = FILE_HEADER_SIZE + head.size - sum(parts.values())
-    levels, optional, complete, previous_count = [], [], False, 0
-    while (chunk := reader.next_chunk()) is not None:
-        if chunk.type == LEVL:
-            k = len(levels) + 1
-            parsed = parse_level_chunk(chunk.payload, level=k, frame=header.frame,
-                                       previous_count=previous_count)
-            previous_count = parsed.anchor_count
+    walker = ChunkWalker()
+    walker.feed(data)
+    parts, levels, optional = {}, [], []
+    while (step := walker.next_step()) is not None:
+        if step.kind == "head":
+            parts = {name: step.header.part_sizes[name] for name in REPORTED_HEADER_PARTS}
+            parts["other"] = FILE_HEADER_SIZE + step.chunk.size - sum(parts.values())
+        elif step.kind == "level":
+            parsed = step.level
             levels.append(LevelInfo(
-                lod=k, anchors=parsed.anchor_count, bytes=chunk.size,
+                lod=parsed.level, anchors=parsed.anchor_count, bytes=step.chunk.size,
                 structure_mode=STRUCTURE_MODES[parsed.structure_mode],
                 structure_bytes=len(parsed.structure),
                 attribute_bytes={g: len(parsed.group_payloads[g]) for g in ATTRIBUTE_GROUPS},
-                cumulative_bytes=chunk.offset + chunk.size))
-        elif chunk.type == ENDS:
-            complete = len(levels) == header.frame.num_levels
-            break
-        elif is_critical(chunk.type):
-            raise UnsupportedError(f"unknown critical chunk {chunk.name}", chunk=chunk.name,
-                                   field="type", offset=chunk.offset)
-        else:
-            optional.append((chunk.name, chunk.size))
-    return StreamInfo(version=reader.version, total_bytes=len(data), frame=header.frame,
+                cumulative_bytes=step.chunk.offset + step.chunk.size))
+        elif step.kind == "optional":
+            optional.append((step.chunk.name, step.chunk.size))
+    header = walker.header
+    if header is None:
+        raise walker.truncated_header_error()
+    return StreamInfo(version=walker.version, total_bytes=len(data), frame=header.frame,
                       dims=header.dims, attribute_coding=header.attribute_coding,
                       header_bytes=parts, levels=levels, optional_chunks=optional,
-                      complete=complete)
+                      complete=walker.ended)
 
 
 def _size(n: int) -> str:
