@@ -1,7 +1,9 @@
-"""Error types of progs_codec (spec 2.4).
+"""Error types of progs_codec (spec 8.4).
 
 Every problem found in a stream is a :class:`ProgsError`. Malformed streams raise a
-:class:`FormatError` that names the chunk, the field and, where known, the byte offset.
+:class:`FormatError` that names the chunk, the field and, where known, the byte offset; its
+subclasses are the refined error classes of spec 8.4 (``checksum``, ``truncated``,
+``unsupported``, ``limit``).
 """
 
 from __future__ import annotations

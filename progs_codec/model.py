@@ -1,7 +1,7 @@
-"""The decoded scene: plain dataclasses mirroring the stream (spec 4 and 5).
+"""The decoded scene: plain dataclasses mirroring the stream (spec 3 and 4).
 
 A :class:`ProgsModel` holds the scene frame, the header parameters and one :class:`Level` per
-decoded octree level, each in canonical order (spec 5.1). LoD ``k`` is levels ``1..k``.
+decoded octree level, each in canonical order (spec 4.2). LoD ``k`` is levels ``1..k``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ __all__ = [
     "ATTRIBUTE_GROUPS",
 ]
 
-#: Attribute groups in stream order (spec 7.1).
+#: Attribute groups in stream order (spec 3.1).
 ATTRIBUTE_GROUPS = ("feature", "scaling", "offsets")
 
 
 class CoordinateConvention(IntEnum):
-    """Axis convention of the scene's world frame (spec 4.2, informative for renderers)."""
+    """Axis convention of the scene's world frame (spec 3.1, informative for renderers)."""
 
     OPENCV = 0  # x right, y down, z forward (COLMAP)
     OPENGL = 1  # x right, y up, z backward (Blender, NeRF-synthetic)
@@ -41,7 +41,7 @@ class CoordinateConvention(IntEnum):
 
 @dataclass(frozen=True)
 class SceneFrame:
-    """Where the octree sits in the world (spec 4.2).
+    """Where the octree sits in the world (spec 3.1).
 
     Level ``k`` divides the cube ``[origin, origin + 2**base_depth * root_voxel_size)`` into
     voxels of size ``root_voxel_size / 2**(k-1)``; its integer coordinates lie in
@@ -64,7 +64,7 @@ class SceneFrame:
 
 @dataclass(frozen=True)
 class AttributeDims:
-    """Per-anchor attribute dimensions (spec 4.3)."""
+    """Per-anchor attribute dimensions (spec 3.1)."""
 
     feature: int = 50
     scaling: int = 6
@@ -81,7 +81,7 @@ class AttributeDims:
 
 @dataclass(frozen=True)
 class MLP:
-    """A two-layer perceptron ``out = W2 @ relu(W1 @ x + b1) + b2`` (spec 4.6).
+    """A two-layer perceptron ``out = W2 @ relu(W1 @ x + b1) + b2`` (spec 3.4).
 
     ``weights[i]`` is ``[out, in] float32``, ``biases[i]`` is ``[out] float32``.
     """
@@ -98,7 +98,7 @@ class MLP:
 
 @dataclass(frozen=True)
 class GaussianMLPs:
-    """The Scaffold-GS generation MLPs (spec 4.6): opacity, colour and covariance.
+    """The Scaffold-GS generation MLPs (spec 3.4): opacity, colour and covariance.
 
     Every MLP sees ``[feature, view direction (3), distance (1 if use_distance)]`` and outputs
     ``K`` opacities (tanh), ``3K`` colours (sigmoid) and ``7K`` scale/rotation values.
@@ -121,7 +121,7 @@ class GaussianMLPs:
 
 @dataclass(eq=False)
 class Level:
-    """One octree level in canonical order (spec 5.1).
+    """One octree level in canonical order (spec 4.2).
 
     Attributes:
         coords: ``[N, 3] int32`` voxel coordinates at this level's depth.
@@ -154,11 +154,11 @@ class Level:
 
 @dataclass(eq=False)
 class ProgsModel:
-    """A ProGS scene: header parameters and levels ``1..len(levels)`` (spec 4, 5).
+    """A ProGS scene: header parameters and levels ``1..len(levels)`` (spec 3, 4).
 
     ``frame.num_levels`` is how many levels the stream declares; ``len(levels)`` (also ``lod``)
     is how many were decoded. ``entropy_model`` is ``None`` for streams whose attributes are
-    stored raw (spec 7.2).
+    stored raw (spec 3.1 ``attribute_coding``, 4.5).
     """
 
     frame: SceneFrame
@@ -187,7 +187,7 @@ class ProgsModel:
         return sum(len(level) for level in self.levels[: self._check_lod(lod)])
 
     def positions(self, lod: int | None = None) -> np.ndarray:
-        """Anchor centres of LoD ``lod`` (levels ``1..lod``), ``[N, 3] float32`` (spec 4.2)."""
+        """Anchor centres of LoD ``lod`` (levels ``1..lod``), ``[N, 3] float32`` (spec 3.1)."""
         lod = self._check_lod(lod)
         origin = np.asarray(self.frame.origin, dtype=np.float64)
         parts = [origin + (level.coords.astype(np.float64) + 0.5) * self.frame.voxel_size(k)

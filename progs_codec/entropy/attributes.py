@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 VALUE_LIMIT = (1 << 24) - 1    # |value| <= VALUE_LIMIT units, so float32 holds it exactly
-BLOCK_ANCHORS = 4096           # symbols are grouped by table within blocks of anchors (7.4)
+BLOCK_ANCHORS = 4096           # symbols are grouped by table within blocks of anchors (7.5)
 _UNIT = 2.0 ** -FIXED_POINT_BITS
 _WORD_COUNT = struct.Struct("<I")
 

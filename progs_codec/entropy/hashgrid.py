@@ -51,7 +51,7 @@ MAX_LOG2_TABLE = 24
 MAX_FEATURES_PER_LEVEL = 8
 MAX_RESOLUTION = 65535
 MAX_PARAMS = 1 << 26                   # bound on all tables together (5.4)
-MAX_INPUT_WIDTH = 1024                 # own + parent feature (6.1)
+MAX_INPUT_WIDTH = 1024                 # own + parent feature (6.1, 6.5)
 
 _CHUNK = 16384                         # rows per chunk: the int64 work arrays stay in cache
 _PACK_BITS = 26                        # two features per int64 sum (see _table_features)

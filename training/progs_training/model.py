@@ -115,7 +115,7 @@ class AnchorModel(torch.nn.Module):
 
     def context_inputs(self) -> torch.Tensor:
         """Integer grid features of every anchor and its parent, ``[N, 2W]`` in [-127, 127]
-        (roots: parent half zero, spec 7)."""
+        (roots: parent half zero, spec 6.1)."""
         own = self.grid(self._own_lookup)
         parent = self.grid(self._parent_lookup) * (~self._is_root)[:, None]
         return torch.cat([own, parent], 1) * 127.0
