@@ -1216,8 +1216,17 @@ git clone <this repository> progs && cd progs && pip install .
 progs-codec conformance run --decoder "/path/to/your-decoder --its-flags" --results out.json
 python -m json.tool out.json      # every case, passed or not, with the reason
 ```
-The exit status is 0 only when every case passes. `python -m progs_codec.tools.conformance` takes
-the same options (`--suite DIR`, `--select REGEX`, `--timeout S`, `--jobs N`).
+The exit status is 0 only when every case passes (1 when one fails, 2 when the suite is
+unusable). `python -m progs_codec.tools.conformance` takes the same options (`--suite DIR`,
+`--select REGEX`, `--timeout S`, `--jobs N`).
+
+Where the suite comes from: this folder, in a source checkout (or the source distribution).
+An installed wheel of progs-codec does **not** ship it (about 2.5 MB of streams). Without
+`--suite`, the runner looks for a folder holding `vectors/` and `invalid/`, or a
+`conformance/` folder that does, in the current folder and each folder above it, then above
+the installed package (an editable install); when it finds none it stops with exit status 2
+and says to pass `--suite DIR`. So run it from inside the checkout, or pass
+`--suite /path/to/progs/conformance`.
 
 ## The decoder command (spec 10.4)
 The runner calls `CMD INPUT MAX_LOD OUTPUT`. The decoder decodes levels `1..MAX_LOD` of the

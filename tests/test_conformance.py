@@ -165,3 +165,41 @@ def test_tampered_vector_is_a_suite_error(mini_suite, tmp_path):
     stream.write_bytes(stream.read_bytes()[:-1])
     with pytest.raises(SuiteError):
         run_suite(REFERENCE, suite=suite)
+
+
+# --- finding the suite -------------------------------------------------------------------------
+
+def test_suite_is_found_from_anywhere_in_a_checkout(monkeypatch):
+    from progs_codec.tools.conformance import find_suite
+
+    root = SUITE.parent
+    assert find_suite(root / "progs_codec" / "tools") == SUITE
+    assert find_suite(SUITE / "vectors" / "raw-basic") == SUITE
+    monkeypatch.chdir(root / "spec")
+    assert default_suite() == SUITE
+
+
+def test_without_a_checkout_the_runner_says_what_to_pass(monkeypatch, tmp_path, capsys):
+    """An installed wheel: neither the current folder nor the package lies in a checkout."""
+    from progs_codec.tools import conformance
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(conformance, "_PACKAGE_DIR", tmp_path)
+    with pytest.raises(SuiteError, match="Pass --suite DIR"):
+        default_suite()
+    command = " ".join(REFERENCE)
+    assert main(["--decoder", command]) == 2
+    err = capsys.readouterr().err
+    assert "does not ship it" in err and "--suite DIR" in err
+    assert main(["--decoder", command, "--suite", str(tmp_path)]) == 2
+    assert "does not hold vectors/ and invalid/" in capsys.readouterr().err
+
+
+def test_cli_runs_the_suite_found_from_the_current_folder(monkeypatch, tmp_path):
+    from progs_codec.tools.cli import main as cli_main
+
+    monkeypatch.chdir(SUITE / "vectors")
+    results = tmp_path / "out.json"
+    assert cli_main(["conformance", "run", "--decoder", " ".join(REFERENCE),
+                     "--select", "raw-minimal", "--results", str(results)]) == 0
+    assert json.loads(results.read_text())["suite"] == str(SUITE)

@@ -35,6 +35,7 @@ __all__ = [
     "CaseResult",
     "SuiteReport",
     "SuiteError",
+    "find_suite",
     "default_suite",
     "run_suite",
     "main",
@@ -94,9 +95,41 @@ class _Call:
     expected: dict
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _is_suite(folder: Path) -> bool:
+    return (folder / "vectors").is_dir() and (folder / "invalid").is_dir()
+
+
+def find_suite(*starts: str | os.PathLike) -> Path | None:
+    """The first suite folder met walking up from each of ``starts`` in turn: a folder that
+    holds ``vectors/`` and ``invalid/``, or a ``conformance/`` folder that does. ``None`` if
+    there is none (an installed wheel does not ship the suite)."""
+    for start in starts:
+        for folder in (Path(start).resolve(), *Path(start).resolve().parents):
+            for candidate in (folder, folder / "conformance"):
+                if _is_suite(candidate):
+                    return candidate
+    return None
+
+
 def default_suite() -> Path:
-    """``conformance/`` of the source tree this module lives in."""
-    return Path(__file__).resolve().parents[2] / "conformance"
+    """The suite of the source checkout the caller is in, else the one this package was
+    installed from (an editable install), found by :func:`find_suite` from the current
+    folder, then from this module's folder.
+
+    Raises:
+        SuiteError: neither lies in a checkout; the message says what to pass.
+    """
+    found = find_suite(Path.cwd(), _PACKAGE_DIR)
+    if found is None:
+        raise SuiteError(
+            f"no conformance suite found above {Path.cwd()} or {_PACKAGE_DIR}: an installed "
+            f"progs-codec does not ship it. Pass --suite DIR with the conformance/ folder of "
+            f"a progs_codec source checkout (it holds vectors/ and invalid/), or run from "
+            f"inside that checkout")
+    return found
 
 
 def _load_json(path: Path) -> dict:
@@ -220,8 +253,9 @@ def run_suite(decoder: str | Sequence[str], *, suite: str | os.PathLike | None =
     Args:
         decoder: the command, a shell-like string (split with :func:`shlex.split`) or an
             argument list; it is called as ``CMD INPUT MAX_LOD OUTPUT``.
-        suite: the suite folder (holding ``vectors/`` and ``invalid/``); default the
-            source tree's ``conformance/``.
+        suite: the suite folder (holding ``vectors/`` and ``invalid/``); default
+            :func:`default_suite`, the ``conformance/`` of the checkout around the current
+            folder or around this package.
         select: a regular expression; only case folders whose name it matches run.
         timeout: seconds per decoder call; a call that takes longer fails.
         jobs: decoder calls run at once (default: the number of CPUs).
@@ -269,11 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--decoder", required=True,
                         help='decoder command, called as CMD INPUT MAX_LOD OUTPUT')
     parser.add_argument("--results", help="write JSON results to this file")
-    parser.add_argument("--suite", help="suite folder (default: the source tree's conformance/)")
+    parser.add_argument("--suite", help="suite folder holding vectors/ and invalid/ (default: "
+                        "the conformance/ folder of the source checkout around the current "
+                        "folder or the package; an installed wheel does not ship it)")
     parser.add_argument("--select", help="regular expression selecting case folders")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per decoder call")
     parser.add_argument("--jobs", type=int, default=None, help="decoder calls run at once")
     args = parser.parse_args(argv)
+    if args.suite is not None and not _is_suite(Path(args.suite)):
+        print(f"conformance: error: --suite {args.suite} does not hold vectors/ and invalid/; "
+              f"pass the conformance/ folder of a progs_codec source checkout", file=sys.stderr)
+        return 2
     try:
         report = run_suite(args.decoder, suite=args.suite, select=args.select,
                            timeout=args.timeout, jobs=args.jobs)
