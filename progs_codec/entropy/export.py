@@ -166,40 +166,66 @@ def export_context_model(layers: FloatLayers, calibration_inputs: np.ndarray, *,
         real_in = x_int * in_scale                      # what the integer layer sees
         if refit and len(x_int):
             w, b = _refit(real_in, target, w, b, ridge)
-        # weights per integer input unit; per-channel scale, widened for a large bias
-        w_int = w * in_scale
-        w_scale = np.maximum(np.abs(w_int).max(axis=1) / ACTIVATION_MAX,
-                             np.abs(b) / _MAX_BIAS * 2.0)
-        w_scale[w_scale == 0] = 1.0
+        w_int = w * in_scale                            # weights per integer input unit
+        w_scale = _weight_scales(w_int, b)
         if last:
             out_scale = np.concatenate([np.full(channels, 2.0 ** -FIXED_POINT_BITS),
                                         np.ones(2 * channels)])
         else:
-            peak = activation_headroom * np.maximum(target, 0.0).max(axis=0, initial=0.0)
-            layer_peak = max(float(peak.max(initial=0.0)), 1e-12)
-            if not per_channel_activations:
-                peak = np.full_like(peak, layer_peak)
-            peak = np.where(peak > 0, peak, layer_peak)          # dead on calibration data
-            # and never so fine that the requantization factor would exceed 65535
-            out_scale = np.maximum(peak / ACTIVATION_MAX, w_scale / _MAX_MULTIPLIER)
-        if error_feedback and len(x_int):
-            weight, bias = _round_with_feedback(w_int, b, x_int.astype(np.float64), w_scale,
-                                                1e-6)
-        else:
-            weight = np.clip(np.round(w_int / w_scale[:, None]), -127, 127)
-            bias = b / w_scale
-        if refit and len(x_int) and not error_feedback:  # bias correction after rounding
-            bias += (target - real_in @ (weight * w_scale[:, None] / in_scale).T
-                     - b).mean(axis=0) / w_scale
-        bias = np.clip(np.round(bias), -_MAX_BIAS, _MAX_BIAS)
-        mult, shift = _multiplier_and_shift(w_scale / out_scale)
-        layer = ContextLayer(weight.astype(np.int8), bias.astype(np.int32), mult, shift)
+            out_scale = _activation_scales(target, w_scale, activation_headroom,
+                                           per_channel_activations)
+        layer = _quantize_layer(w_int, b, w_scale, out_scale, x_int, real_in, target, in_scale,
+                                refit=refit, error_feedback=error_feedback)
         out.append(layer)
         if not last:
             x_int = _integer_layer(x_int, layer, hidden=True)
             x_float = np.maximum(target, 0.0)
             in_scale = out_scale
     return ContextModel(tuple(out), channels)
+
+
+def _weight_scales(w_int: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Real value of one integer weight unit per output channel: ``max |W_j| / 127``, widened
+    where the bias would not fit an int32 (``[out]``; 1 for an all-zero channel)."""
+    w_scale = np.maximum(np.abs(w_int).max(axis=1) / ACTIVATION_MAX,
+                         np.abs(b) / _MAX_BIAS * 2.0)
+    w_scale[w_scale == 0] = 1.0
+    return w_scale
+
+
+def _activation_scales(target: np.ndarray, w_scale: np.ndarray, headroom: float,
+                       per_channel: bool) -> np.ndarray:
+    """Real value of one hidden activation unit per channel: the largest calibration
+    activation times ``headroom``, / 127 (one scale for the layer unless ``per_channel``;
+    dead channels take the layer's), never so fine that the requantization factor would
+    exceed 65535."""
+    peak = headroom * np.maximum(target, 0.0).max(axis=0, initial=0.0)
+    layer_peak = max(float(peak.max(initial=0.0)), 1e-12)
+    if not per_channel:
+        peak = np.full_like(peak, layer_peak)
+    peak = np.where(peak > 0, peak, layer_peak)          # dead on calibration data
+    return np.maximum(peak / ACTIVATION_MAX, w_scale / _MAX_MULTIPLIER)
+
+
+def _quantize_layer(w_int: np.ndarray, b: np.ndarray, w_scale: np.ndarray,
+                    out_scale: np.ndarray, x_int: np.ndarray, real_in: np.ndarray,
+                    target: np.ndarray, in_scale: np.ndarray, *, refit: bool,
+                    error_feedback: bool) -> ContextLayer:
+    """One integer layer (spec 6.2) from float weights per integer input unit, given the
+    weight and output scales: int8 weights (with error feedback on the calibration inputs,
+    or rounded to nearest with bias correction), int32 bias, requantization multiplier and
+    shift ``~= w_scale / out_scale``."""
+    if error_feedback and len(x_int):
+        weight, bias = _round_with_feedback(w_int, b, x_int.astype(np.float64), w_scale, 1e-6)
+    else:
+        weight = np.clip(np.round(w_int / w_scale[:, None]), -127, 127)
+        bias = b / w_scale
+    if refit and len(x_int) and not error_feedback:  # bias correction after rounding
+        bias += (target - real_in @ (weight * w_scale[:, None] / in_scale).T
+                 - b).mean(axis=0) / w_scale
+    bias = np.clip(np.round(bias), -_MAX_BIAS, _MAX_BIAS)
+    mult, shift = _multiplier_and_shift(w_scale / out_scale)
+    return ContextLayer(weight.astype(np.int8), bias.astype(np.int32), mult, shift)
 
 
 def synthetic_float_mlp(calibration_inputs: np.ndarray, dims: AttributeDims,

@@ -37,7 +37,7 @@ from .model import AnchorModel, ModelConfig, default_base_depth
 from .octree_ops import check_strict, initial_tree
 from .render_torch import rasterize
 
-__all__ = ["TrainConfig", "TrainResult", "train", "pick_device"]
+__all__ = ["TrainConfig", "TrainResult", "Phase", "schedule", "train", "pick_device"]
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,167 @@ def build_model(data: SceneData, config: TrainConfig) -> AnchorModel:
                        points=data.points)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """What the schedule (module docstring) asks of one step.
+
+    Attributes:
+        mode: how attributes are seen: ``"none"``, ``"noise"`` (uniform noise of one
+            predicted step) or ``"round"`` (rounded around the predicted mean).
+        qat: the context model runs fake-quantized.
+        calibrate: recalibrate its activation scales this step (every 50 steps of QAT).
+        with_rate: the rate loss is on.
+        growing: inside the growth window: collect statistics, adjust anchors every
+            ``adjust_interval`` steps.
+    """
+
+    mode: str
+    qat: bool
+    calibrate: bool
+    with_rate: bool
+    growing: bool
+
+
+def schedule(config: TrainConfig, step: int) -> Phase:
+    """The :class:`Phase` of step ``step`` (1-based) of a run of ``config.iterations``."""
+    qat_from = config.steps(config.qat_from)
+    qat = step > qat_from
+    return Phase(
+        mode="round" if qat else "noise" if step > config.steps(config.noise_from) else "none",
+        qat=qat,
+        calibrate=qat and (step - qat_from) % 50 == 1,
+        with_rate=step > config.steps(config.rate_from) and config.lambda_rate > 0,
+        growing=config.steps(config.grow_from) < step <= config.steps(config.grow_until))
+
+
+def _step_lods(config: TrainConfig, num_levels: int, rng: np.random.Generator) -> list[int]:
+    """The LoDs one step renders: the full LoD first, then the coarse ones (all of them, or
+    ``coarse_lods`` drawn at random)."""
+    lods = [num_levels]
+    if num_levels > 1 and config.coarse_lod_weight > 0:
+        coarse = np.arange(1, num_levels)
+        if 0 < config.coarse_lods < len(coarse):
+            coarse = rng.choice(coarse, config.coarse_lods, replace=False)
+        lods += [int(k) for k in coarse]
+    return lods
+
+
+class _Run:
+    """The state of one training run: model, optimizer, views, statistics and log."""
+
+    def __init__(self, data: SceneData, config: TrainConfig):
+        self.start = time.time()
+        torch.manual_seed(config.seed)                 # before the model's initial weights
+        self.rng = np.random.default_rng(config.seed)
+        self.data, self.config = data, config
+        self.model = build_model(data, config)
+        dev = self.model.device
+        self.background = torch.tensor(data.background, dtype=torch.float32, device=dev)
+        self.targets = [torch.tensor(v.image, device=dev) for v in data.train]
+        self.centers = [torch.tensor(v.camera.center, dtype=torch.float32, device=dev)
+                        for v in data.train]
+        self.optimizer = _optimizer(self.model, config)
+        self.stats = self._fresh_stats()
+        self.log: list[dict] = []
+        self.lod_psnr: dict[int, float] = {}
+
+    def _fresh_stats(self) -> _Stats:
+        return _Stats(len(self.model.tree), self.config.model.dims.num_offsets,
+                      self.model.device)
+
+    def step(self, step: int) -> dict:
+        """One optimization step, then growth and pruning, then logging; the step's info."""
+        phase = schedule(self.config, step)
+        self._prepare(step, phase)
+        info, loss, main, view = self._optimize(phase)
+        if phase.growing:
+            self._grow_and_prune(step, main, view, info)
+        self._record(step, loss, info)
+        return info
+
+    def _prepare(self, step: int, phase: Phase) -> None:
+        """Learning rates of this step; switch on and recalibrate the fake-quantized context
+        model when the schedule says so."""
+        _set_lr(self.optimizer, step / self.config.iterations, self.config.lr_final_factor)
+        context = self.model.context
+        if phase.qat and not context.quantize:
+            context.quantize = True
+        if phase.calibrate:
+            with torch.no_grad():
+                context.calibrate(self.model.context_inputs())
+
+    def _optimize(self, phase: Phase):
+        """Render a random view at every LoD of the step, sum the losses, take a step.
+
+        Returns ``(info, loss, main, view)``: ``main`` is ``(rendered, gaussians, anchor_of)``
+        of the full LoD, for the growth statistics.
+        """
+        model, config, dev = self.model, self.config, self.model.device
+        subset = None
+        if phase.with_rate and len(model.tree) > config.rate_batch:
+            subset = torch.randint(len(model.tree), (config.rate_batch,), device=dev)
+        attrs, bits = model.quantized_attributes(phase.mode, subset)
+        index = int(self.rng.integers(len(self.data.train)))
+        view = self.data.train[index]
+        lods = _step_lods(config, model.tree.frame.num_levels, self.rng)
+        loss = torch.zeros((), device=dev)
+        main = None
+        info: dict = {}
+        for i, lod in enumerate(lods):
+            g, anchor_of = model.gaussians(attrs, self.centers[index], lod)
+            rendered = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, view.camera,
+                                 background=self.background)
+            weight = 1.0 if i == 0 else _coarse_weight(config, lod)
+            loss = loss + weight * photometric_loss(rendered.image, self.targets[index],
+                                                    ssim_weight=config.ssim_weight)
+            if i == 0:
+                main = (rendered, g, anchor_of)
+                loss = loss + config.volume_weight * volume_loss(g.scales)
+            self._track_psnr(lod, psnr(rendered.image.detach(), self.targets[index]))
+        if config.infonce_weight > 0:
+            loss = loss + config.infonce_weight * info_nce_loss(
+                model.feature, model.parent, batch=config.infonce_batch)
+        if bits is not None:
+            rate = bits.mean()
+            loss = loss + config.lambda_rate * rate
+            info["bits_per_value"] = float(rate.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return info, loss, main, view
+
+    def _track_psnr(self, lod: int, value: float) -> None:
+        """Running PSNR per LoD (exponential average, weight 0.1)."""
+        old = self.lod_psnr.get(lod)
+        self.lod_psnr[lod] = value if old is None else 0.9 * old + 0.1 * value
+
+    def _grow_and_prune(self, step: int, main, view, info: dict) -> None:
+        """Collect the full LoD's screen gradients and opacities; every ``adjust_interval``
+        steps grow and prune the anchors (:func:`_adjust`) and start new statistics."""
+        self.stats.add(main[0], main[1], main[2], view.camera.width, view.camera.height)
+        if step % self.config.adjust_interval == 0:
+            info["adjust"] = _adjust(self.model, self.stats, self.optimizer, self.config,
+                                     grow=True)
+            self.stats = self._fresh_stats()
+
+    def _record(self, step: int, loss: torch.Tensor, info: dict) -> None:
+        """Complete the step's info, log about 50 steps of the run (and every adjustment),
+        stop on a non-finite loss."""
+        iters = self.config.iterations
+        info.update(step=step, loss=float(loss.detach()), anchors=len(self.model.tree),
+                    psnr={k: round(v, 2) for k, v in sorted(self.lod_psnr.items())})
+        if "adjust" in info or step % max(1, iters // 50) == 0 or step == iters:
+            self.log.append({**info, "seconds": round(time.time() - self.start, 2)})
+        if not math.isfinite(info["loss"]):
+            raise TrainingError(f"loss became {info['loss']} at step {step}")
+
+    def finish(self) -> TrainResult:
+        """Calibrate the context model on the final anchors; the result."""
+        self.model.context.calibrate(self.model.context_inputs().detach())
+        return TrainResult(model=self.model, frame=self.model.tree.frame, log=self.log,
+                           seconds=time.time() - self.start)
+
+
 def train(data: SceneData, config: TrainConfig = TrainConfig(), *,
           progress: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train a ProGS model on ``data``.
@@ -234,86 +395,15 @@ def train(data: SceneData, config: TrainConfig = TrainConfig(), *,
 
     Returns:
         :class:`TrainResult` with the model (float; export with :mod:`.export`) and a log.
+
+    Raises:
+        TrainingError: no training views, or the loss stopped being finite.
     """
     if not data.train:
         raise TrainingError("no training views")
-    start = time.time()
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = build_model(data, config)
-    dev = model.device
-    frame = model.tree.frame
-    num_levels = frame.num_levels
-    background = torch.tensor(data.background, dtype=torch.float32, device=dev)
-    targets = [torch.tensor(v.image, device=dev) for v in data.train]
-    centers = [torch.tensor(v.camera.center, dtype=torch.float32, device=dev) for v in data.train]
-    optimizer = _optimizer(model, config)
-    stats = _Stats(len(model.tree), config.model.dims.num_offsets, dev)
-    log: list[dict] = []
-    lod_psnr: dict[int, float] = {}
-    iters = config.iterations
-    for step in range(1, iters + 1):
-        _set_lr(optimizer, step / iters, config.lr_final_factor)
-        qat = step > config.steps(config.qat_from)
-        if qat and not model.context.quantize:
-            model.context.quantize = True
-        if qat and (step - config.steps(config.qat_from)) % 50 == 1:
-            with torch.no_grad():
-                model.context.calibrate(model.context_inputs())
-        mode = "round" if qat else "noise" if step > config.steps(config.noise_from) else "none"
-        with_rate = step > config.steps(config.rate_from) and config.lambda_rate > 0
-        subset = None
-        if with_rate and len(model.tree) > config.rate_batch:
-            subset = torch.randint(len(model.tree), (config.rate_batch,), device=dev)
-        attrs, bits = model.quantized_attributes(mode, subset)
-
-        index = int(rng.integers(len(data.train)))
-        view = data.train[index]
-        lods = [num_levels]
-        if num_levels > 1 and config.coarse_lod_weight > 0:
-            coarse = np.arange(1, num_levels)
-            if 0 < config.coarse_lods < len(coarse):
-                coarse = rng.choice(coarse, config.coarse_lods, replace=False)
-            lods += [int(k) for k in coarse]
-        loss = torch.zeros((), device=dev)
-        main = None
-        info: dict = {}
-        for i, lod in enumerate(lods):
-            g, anchor_of = model.gaussians(attrs, centers[index], lod)
-            rendered = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, view.camera,
-                                 background=background)
-            weight = 1.0 if i == 0 else _coarse_weight(config, lod)
-            loss = loss + weight * photometric_loss(rendered.image, targets[index],
-                                                    ssim_weight=config.ssim_weight)
-            if i == 0:
-                main = (rendered, g, anchor_of)
-                loss = loss + config.volume_weight * volume_loss(g.scales)
-            value = psnr(rendered.image.detach(), targets[index])
-            lod_psnr[lod] = value if lod not in lod_psnr else 0.9 * lod_psnr[lod] + 0.1 * value
-        if config.infonce_weight > 0:
-            loss = loss + config.infonce_weight * info_nce_loss(
-                model.feature, model.parent, batch=config.infonce_batch)
-        if bits is not None:
-            rate = bits.mean()
-            loss = loss + config.lambda_rate * rate
-            info["bits_per_value"] = float(rate.detach())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-        growing = config.steps(config.grow_from) < step <= config.steps(config.grow_until)
-        if growing:
-            stats.add(main[0], main[1], main[2], view.camera.width, view.camera.height)
-            if step % config.adjust_interval == 0:
-                info["adjust"] = _adjust(model, stats, optimizer, config, grow=True)
-                stats = _Stats(len(model.tree), config.model.dims.num_offsets, dev)
-        info.update(step=step, loss=float(loss.detach()), anchors=len(model.tree),
-                    psnr={k: round(v, 2) for k, v in sorted(lod_psnr.items())})
-        if "adjust" in info or step % max(1, iters // 50) == 0 or step == iters:
-            log.append({**info, "seconds": round(time.time() - start, 2)})
-        if not math.isfinite(info["loss"]):
-            raise TrainingError(f"loss became {info['loss']} at step {step}")
+    run = _Run(data, config)
+    for step in range(1, config.iterations + 1):
+        info = run.step(step)
         if progress is not None:
             progress(step, info)
-    model.context.calibrate(model.context_inputs().detach())
-    return TrainResult(model=model, frame=frame, log=log, seconds=time.time() - start)
+    return run.finish()
