@@ -27,8 +27,8 @@ from .errors import (
 from .format.container import MAGIC, VERSION
 from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, SceneFrame
 from .tools.inspect import StreamInfo, inspect
+from .version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "encode",

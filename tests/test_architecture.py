@@ -189,3 +189,120 @@ def test_door_check_catches_private_and_internal_imports(tmp_path):
         "trainer/a.py:3 imports progs_codec.entropy.model",
         "trainer/a.py:4 imports progs_codec.format.structure",
     ]
+
+
+# -- the layers (docs/architecture.md) ---------------------------------------------------------
+
+#: Layer of a module, by name; the first matching prefix wins.
+LAYERS = [
+    ("progs_codec.errors", "base"), ("progs_codec.model", "base"),
+    ("progs_codec.files", "base"), ("progs_codec.version", "base"),
+    ("progs_codec.entropy", "entropy"), ("progs_codec.format", "format"),
+    ("progs_codec.codec", "codec"), ("progs_codec.build", "build"),
+    ("progs_codec.testing", "testing"), ("progs_codec.render", "render"),
+    ("progs_codec.tools", "tools"), ("progs_codec.__main__", "api"), ("progs_codec", "api"),
+]
+
+#: Which layers each layer may import (besides itself).
+MAY_IMPORT = {
+    "base": {"base"},
+    "entropy": {"base"},
+    "format": {"base", "entropy"},
+    "codec": {"base", "entropy", "format"},
+    "build": {"base", "entropy", "format"},
+    "testing": {"base", "entropy", "format"},
+    "render": {"base"},
+    "tools": {"base", "entropy", "format", "codec", "render"},
+    "api": {"base", "entropy", "format", "codec", "build", "testing", "render", "tools"},
+}
+
+#: Third-party modules and the layers that may import them; ``inside`` ones only inside
+#: functions (optional dependencies: a plain install lacks them).
+THIRD_PARTY = {
+    "numpy": ({"base", "entropy", "format", "codec", "build", "testing", "render", "tools"},
+              False),
+    "constriction": ({"entropy", "format"}, False),
+    "bitarray": ({"entropy"}, False),
+    "torch": ({"render"}, True),
+    "gsplat": ({"render"}, True),
+    "plyfile": ({"render"}, True),
+    "gsply": ({"render"}, True),
+    "PIL": ({"render"}, True),
+}
+
+
+def layer_of(module: str) -> str:
+    for prefix, layer in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and docs/architecture.md")
+
+
+def layer_violations(graph: dict[str, list[Import]]) -> list[str]:
+    import sys
+
+    out = []
+    for module, imports in sorted(graph.items()):
+        layer = layer_of(module)
+        for imp in imports:
+            top = imp.module.split(".")[0]
+            where = f"{module}:{imp.line} imports {imp.module}"
+            if top == "progs_codec":
+                target = layer_of(imp.module)
+                if target != layer and target not in MAY_IMPORT[layer]:
+                    out.append(f"{where} ({layer} may not import {target})")
+            elif top == "progs_training":
+                out.append(f"{where} (the codec never imports the trainer)")
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                if top not in THIRD_PARTY:
+                    out.append(f"{where} (a dependency the layer table does not list)")
+                    continue
+                layers, inside = THIRD_PARTY[top]
+                if layer not in layers:
+                    out.append(f"{where} ({layer} may not import {top})")
+                elif inside and imp.top_level:
+                    out.append(f"{where} (optional dependency at module level)")
+    return out
+
+
+def test_every_module_has_a_layer():
+    for module in package_graph():
+        layer_of(module)
+
+
+def test_layers_import_only_downwards():
+    assert layer_violations(package_graph()) == []
+
+
+def test_layer_check_catches_violations():
+    graph = {
+        "progs_codec.format.level": [Import("progs_codec.render.camera", (), 3, False)],
+        "progs_codec.entropy.coder": [Import("torch", (), 4, False),
+                                      Import("progs_training.train", (), 5, False)],
+        "progs_codec.render.images": [Import("gsplat", (), 6, True)],
+    }
+    assert layer_violations(graph) == [
+        "progs_codec.entropy.coder:4 imports torch (entropy may not import torch)",
+        "progs_codec.entropy.coder:5 imports progs_training.train (the codec never imports "
+        "the trainer)",
+        "progs_codec.format.level:3 imports progs_codec.render.camera (format may not import "
+        "render)",
+        "progs_codec.render.images:6 imports gsplat (optional dependency at module level)",
+    ]
+
+
+def test_independent_decoder_imports_neither_the_codec_nor_constriction():
+    paths = {_module_name(p, INDEPENDENT, "independent_decoder"): p
+             for p in INDEPENDENT.rglob("*.py")}
+    for module, path in paths.items():
+        for imp in imports_of(path, module, set()):
+            assert imp.module.split(".")[0] not in ("progs_codec", "constriction"), \
+                f"{path.name}:{imp.line} imports {imp.module}"
+
+
+def test_architecture_doc_lists_every_module():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [str(p.relative_to(ROOT)) for p in sorted(PACKAGE.rglob("*.py"))
+               if p.name != "__init__.py" or p.parent == PACKAGE
+               if f"`{p.relative_to(ROOT)}`" not in doc]
+    assert missing == [], "add to docs/architecture.md: " + ", ".join(missing)

@@ -1,4 +1,4 @@
-"""Entropy model and attribute coding of a level (spec 7).
+"""Attribute coding of a level: contexts, quantization, rANS-coded groups (spec 7).
 
 Per level: contexts for every anchor and channel in one vectorized pass (hash grid, spec 5,
 then the integer MLP, spec 6); then per group, quantization around the predicted mean and

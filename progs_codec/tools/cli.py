@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from .. import __version__
 from ..errors import ProgsError
+from ..version import __version__
 
 __all__ = ["main"]
 
