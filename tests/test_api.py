@@ -34,3 +34,16 @@ def test_decode_path_does_not_import_torch():
             "('torch', 'gsplat', 'plyfile', 'scipy')); print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_modules_export_what_they_list():
+    """The trainer's modules (progs_codec.build.TRAINER_MODULES) hold every name they list."""
+    import importlib
+
+    from progs_codec.build import TRAINER_MODULES
+
+    for name in TRAINER_MODULES:
+        module = importlib.import_module(name)
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert missing == [], (name, missing)
+        assert not [n for n in module.__all__ if n.startswith("_")], name
