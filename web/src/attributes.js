@@ -178,7 +178,7 @@ function fixEscapes(escapes, bad, Cg, cStart, C, mean, scaleIndex, stepIndex, st
     const p = escapes[e];
     const a = Math.floor(p / Cg), j = p - a * Cg;
     const c = a * C + cStart + j;
-    const k = readEscape(br, HALF_WIDTHS[scaleIndex[c]], where);
+    const k = readEscape(br, HALF[scaleIndex[c]], where);
     const V = mean[c] + k * steps[stepIndex[c]];
     if (V > V_MAX || V < -V_MAX) {
       throw new LimitError(`decoded value ${V} exceeds 2**24 - 1 at anchor ${a}, channel ${j}`, where);
@@ -188,18 +188,25 @@ function fixEscapes(escapes, bad, Cg, cStart, C, mean, scaleIndex, stepIndex, st
   }
 }
 
-/** One escape code (7.5): Exp-Golomb order 0 magnitude, then a sign bit. */
+/**
+ * One escape code (7.5): z zero bits, a 1, z more bits (m + 1 = 2**z + b, MSB first), then
+ * the sign bit. Returns k = +-(m + T + 1).
+ */
 export function readEscape(br, T, where) {
+  const bytes = br.bytes, total = br.totalBits;
+  let p = br.bitPos;
   let z = 0;
   for (;;) {
-    const b = br.bit();
-    if (b < 0) throw new FormatError('escape section ends inside a code', where);
+    if (p >= total) throw new FormatError('escape section ends inside a code', where);
+    const b = (bytes[p >>> 3] >>> (7 - (p & 7))) & 1;
+    p++;
     if (b === 1) break;
-    z++;
-    if (z > 24) throw new FormatError('escape code has more than 24 leading zeros', where);
+    if (++z > 24) throw new FormatError('escape code has more than 24 leading zeros', where);
   }
-  if (br.bitsLeft < z + 1) throw new FormatError('escape section ends inside a code', where);
-  const m = 2 ** z + br.bits(z) - 1;
-  const sign = br.bit();
-  return sign ? -(m + T + 1) : m + T + 1;
+  if (total - p < z + 1) throw new FormatError('escape section ends inside a code', where);
+  let v = 1;                                   // v = m + 1, from its leading 1
+  for (let i = 0; i < z; i++, p++) v = 2 * v + ((bytes[p >>> 3] >>> (7 - (p & 7))) & 1);
+  const sign = (bytes[p >>> 3] >>> (7 - (p & 7))) & 1;
+  br.bitPos = p + 1;
+  return sign ? -(v + T) : v + T;              // |k| = m + T + 1 = v + T
 }

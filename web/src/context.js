@@ -71,46 +71,30 @@ export function parseContextModel(bytes, gridWidth, channels) {
 }
 
 /**
- * out[a * Nout + j] = sum_t W[j * Nin + t] * x[a * Nin + t] + b[j] for anchors a of [0, n):
- * integer products and partial sums below 2**24 in magnitude, plus a bias below 2**31, so
- * every binary64 operation is exact (6.3) and the summation order does not matter. Blocks of
- * 4 anchors x 2 outputs share their loads.
+ * out[a * Nout + j] = sum_t W[j * Nin + t] * x[a * Nin + t] + b[j] for anchors a of [0, n)
+ * rounded up to a multiple of 4 (x and out have those rows): integer products and partial
+ * sums below 2**24 in magnitude, plus a bias below 2**31, so every binary64 operation is
+ * exact (6.3) and the summation order does not matter. Blocks of 4 anchors x 2 outputs share
+ * their loads.
  */
 function layerSums(W, bias, Nin, Nout, x, n, out) {
-  let a = 0;
-  for (; a + 4 <= n; a += 4) {
+  for (let a = 0; a < n; a += 4) {
     const o0 = a * Nin, o1 = o0 + Nin, o2 = o1 + Nin, o3 = o2 + Nin;
     const q0 = a * Nout, q1 = q0 + Nout, q2 = q1 + Nout, q3 = q2 + Nout;
-    let j = 0;
-    for (; j + 2 <= Nout; j += 2) {
+    for (let j = 0; j < Nout; j += 2) {
+      // an odd last output pairs with itself (computed twice, written once)
+      const j2 = j + 1 < Nout ? j + 1 : j;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-      const r = j * Nin, r2 = r + Nin;
+      const r = j * Nin, r2 = j2 * Nin;
       for (let t = 0; t < Nin; t++) {
         const w = W[r + t], v = W[r2 + t];
         const x0 = x[o0 + t], x1 = x[o1 + t], x2 = x[o2 + t], x3 = x[o3 + t];
         s0 += w * x0; s1 += w * x1; s2 += w * x2; s3 += w * x3;
         u0 += v * x0; u1 += v * x1; u2 += v * x2; u3 += v * x3;
       }
-      const b = bias[j], c = bias[j + 1];
+      const b = bias[j], c = bias[j2];
       out[q0 + j] = s0 + b; out[q1 + j] = s1 + b; out[q2 + j] = s2 + b; out[q3 + j] = s3 + b;
-      out[q0 + j + 1] = u0 + c; out[q1 + j + 1] = u1 + c; out[q2 + j + 1] = u2 + c; out[q3 + j + 1] = u3 + c;
-    }
-    // (the tails are called even when empty, so that these call sites have type feedback
-    // before the function is optimized: no deoptimization when a tail shows up later)
-    layerSumsTail(W, bias, Nin, Nout, x, a, a + 4, j, out);
-  }
-  layerSumsTail(W, bias, Nin, Nout, x, a, n, 0, out);
-}
-
-/** The rows [a0, a1) x outputs [j0, Nout) that the blocks of layerSums leave. */
-function layerSumsTail(W, bias, Nin, Nout, x, a0, a1, j0, out) {
-  for (let a = a0; a < a1; a++) {
-    const o = a * Nin, q = a * Nout;
-    for (let j = j0; j < Nout; j++) {
-      let s = 0;
-      const r = j * Nin;
-      for (let t = 0; t < Nin; t++) s += W[r + t] * x[o + t];
-      out[q + j] = s + bias[j];
+      out[q0 + j2] = u0 + c; out[q1 + j2] = u1 + c; out[q2 + j2] = u2 + c; out[q3 + j2] = u3 + c;
     }
   }
 }
@@ -152,12 +136,20 @@ const CHUNK = 256;
 /**
  * Evaluate the model (6.2, 6.4) on N input rows x[a * I + t], in chunks of anchors.
  * @param {ReturnType<typeof parseContextModel>} model
- * @param {Float64Array} x N x I inputs in [-127, 127]
+ * @param {Float64Array} x N x I inputs in [-127, 127] (best with rows up to a multiple of 4,
+ *   else copied)
  * @param {number} N
  * @returns {{mean: Int32Array, scaleIndex: Uint8Array, stepIndex: Uint8Array}} N x C each
  */
 export function evaluateContext(model, x, N) {
   const C = model.channels;
+  const I = model.widths[0];
+  const rows = (N + 3) & ~3;                 // layerSums works on blocks of 4 anchors
+  if (x.length < rows * I) {
+    const padded = new Float64Array(rows * I);
+    padded.set(x.subarray(0, N * I));
+    x = padded;
+  }
   const mean = new Int32Array(N * C);
   const scaleIndex = new Uint8Array(N * C);
   const stepIndex = new Uint8Array(N * C);
@@ -167,7 +159,6 @@ export function evaluateContext(model, x, N) {
   let bufA = scratch[0];
   let bufB = scratch[1];
   const nl = model.layers.length;
-  const I = model.widths[0];
   const last = model.layers[nl - 1];
   for (let a0 = 0; a0 < N; a0 += CHUNK) {
     const n = Math.min(CHUNK, N - a0);
@@ -175,7 +166,7 @@ export function evaluateContext(model, x, N) {
     for (let li = 0; li < nl; li++) {
       const L = model.layers[li];
       layerSums(L.weights, L.bias, L.inputs, L.outputs, input, n, bufA);
-      if (li < nl - 1) requantizeHidden(L, bufA, n);
+      if (li < nl - 1) requantizeHidden(L, bufA, (n + 3) & ~3);
       input = bufA;
       const tmp = bufA; bufA = bufB; bufB = tmp;
     }

@@ -148,7 +148,7 @@ export function decodeLevel(parsed, header, prev) {
     // 6.1: x = [own grid feature at depth d, parent's grid feature at depth d - 1]; the
     // parent's is the first half of its own input row at level k - 1 (zeros at level 1).
     const I = 2 * G;
-    const x = new Float64Array(N * I);
+    const x = new Float64Array(((N + 3) & ~3) * I);   // rows padded for evaluateContext
     gridFeatures(hashGrid, st.coords, depth, x, I, 0);
     if (prev) copyParentFeatures(x, prev.features, st.parentIndex, N, G);
     features = x;
