@@ -115,6 +115,29 @@ def test_export_splats_by_suffix(tmp_path, suffix, degree):
 
 def test_export_splat_refuses_sh(tmp_path):
     model = synthetic_model(100, 1, seed=3, attribute_coding="raw")
-    with pytest.raises(SplatsError, match="sh_degree=0"):
+    with pytest.raises(SplatsError, match="no SH bands above degree 0, SH degree 2"):
         export_splats(model, tmp_path / "x.splat", sh_degree=2)
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_checks_everything_before_baking(tmp_path, monkeypatch):
+    """Suffix, SH degree, LoD and folder are checked before the (slow) bake."""
+    import sys
+
+    from progs_codec.errors import ModelError
+
+    bake_module = sys.modules["progs_codec.render.bake"]  # the package exports a function "bake"
+
+    model = synthetic_model(100, 2, seed=3, attribute_coding="raw")
+    monkeypatch.setattr(bake_module, "bake", lambda *a, **k: pytest.fail("baked first"))
+    with pytest.raises(SplatsError, match="unknown 3DGS format '.obj'"):
+        export_splats(model, tmp_path / "x.obj")
+    with pytest.raises(SplatsError, match="SH degree must be 0..3"):
+        export_splats(model, tmp_path / "x.ply", sh_degree=4)
+    with pytest.raises(ModelError, match="LoD 3"):
+        export_splats(model, tmp_path / "x.ply", lod=3)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_splats(model, tmp_path / "no" / "x.ply")
+    with pytest.raises(IsADirectoryError):
+        export_splats(model, tmp_path)
     assert not list(tmp_path.iterdir())

@@ -41,7 +41,7 @@ import numpy as np
 from ..model import ProgsModel
 from .camera import framing_distance, quat_to_rotmat, scene_sphere
 from .gaussians import _check_model, evaluate_anchors
-from .splats import Splats, SplatsError, sh_basis, write_splats
+from .splats import Splats, SplatsError, check_splats_output, sh_basis, write_splats
 
 __all__ = ["bake", "fit_sh", "fibonacci_sphere", "rotmat_to_quat", "export_splats"]
 
@@ -181,18 +181,24 @@ def export_splats(model: ProgsModel, path: str | Path, *, lod: int | None = None
                   sh_degree: int | None = None, num_views: int = 64) -> Splats:
     """Bakes LoD ``lod`` and writes it as ``.ply``, ``.spz`` or ``.splat`` (by suffix).
 
+    The suffix, the SH degree, the LoD and the destination folder are checked before the
+    bake, so a mistake costs no time.
+
     Args:
         sh_degree: default 3 for ``.ply``/``.spz`` and 0 for ``.splat`` (which holds no SH);
             a degree above 0 with ``.splat`` is an error.
 
     Returns:
         The baked :class:`Splats` that were written.
+
+    Raises:
+        SplatsError: unknown suffix, SH degree outside 0..3 or above 0 for ``.splat``.
+        ModelError: the model lacks LoD ``lod`` or generation MLPs.
+        OSError: the destination cannot be written (:func:`~progs_codec.files.check_output_file`).
     """
-    suffix = Path(path).suffix.lower()
-    if sh_degree is None:
-        sh_degree = 0 if suffix == ".splat" else 3
-    elif suffix == ".splat" and sh_degree > 0:
-        raise SplatsError(".splat files hold no SH bands above degree 0; use sh_degree=0")
+    sh_degree = check_splats_output(path, sh_degree)
+    _check_model(model)
+    model.num_anchors(lod)  # raises ModelError for a LoD the model does not hold
     splats = bake(model, lod=lod, sh_degree=sh_degree, num_views=num_views)
     write_splats(path, splats)
     return splats

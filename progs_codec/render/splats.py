@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ProgsError
-from ..files import atomic_path
+from ..files import atomic_path, check_output_file
 
 __all__ = ["Splats", "SplatsError", "SH_C0", "sh_basis", "read_splats", "write_splats",
-           "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz"]
+           "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz",
+           "check_splats_output"]
 
 #: The degree-0 spherical-harmonic basis value, ``1 / (2 sqrt(pi))``.
 SH_C0 = 0.28209479177387814
@@ -301,3 +302,35 @@ def read_splats(path: str | Path) -> Splats:
 def write_splats(path: str | Path, splats: Splats) -> None:
     """Writes ``.ply``, ``.splat`` or ``.spz``, chosen by suffix."""
     _by_suffix(_WRITERS, path)(path, splats)
+
+
+def check_splats_output(path: str | Path, sh_degree: int | None = None) -> int:
+    """Checks a 3DGS destination before the work that fills it; returns the SH degree to use.
+
+    ``sh_degree=None`` picks 3 for ``.ply``/``.spz`` and 0 for ``.splat`` (which holds no SH
+    bands above 0).
+
+    Raises:
+        SplatsError: unknown suffix; a degree outside 0..3, or above 0 for ``.splat``.
+        OSError: the file cannot be written there (:func:`~progs_codec.files.check_output_file`).
+
+    >>> check_splats_output("scene.splat"), check_splats_output("scene.ply")
+    (0, 3)
+    >>> check_splats_output("scene.obj")
+    Traceback (most recent call last):
+    ...
+    progs_codec.render.splats.SplatsError: scene.obj: unknown 3DGS format '.obj'; expected one of .ply, .splat, .spz
+    """
+    if Path(path).is_dir():
+        check_output_file(path)  # raises IsADirectoryError, naming it
+    _by_suffix(_WRITERS, path)
+    suffix = Path(path).suffix.lower()
+    if sh_degree is None:
+        sh_degree = 0 if suffix == ".splat" else 3
+    elif isinstance(sh_degree, bool) or not 0 <= sh_degree <= 3:
+        raise SplatsError(f"SH degree must be 0..3, got {sh_degree!r}")
+    elif suffix == ".splat" and sh_degree > 0:
+        raise SplatsError(f"{path}: .splat files hold no SH bands above degree 0, "
+                          f"SH degree {sh_degree} was asked for")
+    check_output_file(path)
+    return sh_degree
