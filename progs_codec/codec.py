@@ -171,6 +171,11 @@ class Decoder:
                 completed.append(level)
         return completed
 
+    def describe_pending(self) -> str:
+        """What the bytes fed but not decoded are (``chunk LEVL (1725 of 3299 bytes present)``),
+        for a message about a stream that stopped short."""
+        return self._walker.describe_pending()
+
     def close(self) -> ProgsModel:
         """The decoded model; raises :class:`TruncatedError` if the stream stopped short."""
         if self.header is None:

@@ -3,20 +3,78 @@
 Subcommands mirror the functions: ``inspect`` (:func:`progs_codec.inspect`), ``decode``
 (:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.render.bake.export_splats`),
 ``render`` (:func:`progs_codec.render.render_orbit`), ``conformance run``
-(:func:`progs_codec.tools.conformance.run_suite`). Errors in the stream or the request print one
-line and exit with status 2.
+(:func:`progs_codec.tools.conformance.run_suite`).
+
+A user's mistake never prints a traceback: argparse checks every value (usage line, status
+2), outputs are checked before any decoding (status 2 for a wrong suffix or option, 1 for a
+folder that does not exist), and errors in the stream print one line with status 2.
+``SIGTERM`` and ``Ctrl-C`` stop a write without leaving a partial file (status 130/143).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 
 from ..errors import ProgsError
 from ..version import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _sh_degree(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 3:
+        raise argparse.ArgumentTypeError(f"must be 0, 1, 2 or 3, got {text!r}")
+    return value
+
+
+def _elevation(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not -90.0 < value < 90.0:
+        raise argparse.ArgumentTypeError(f"must be an angle in degrees between -90 and 90 "
+                                         f"(exclusive), got {text!r}")
+    return value
+
+
+def _up(text: str) -> tuple[float, float, float]:
+    from ..render.images import RenderError, parse_up
+
+    try:
+        return parse_up(text)
+    except RenderError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _lod_summary(model) -> str:
+    """``LoD 3 of 5: 134 LoD anchors (level anchors 8 + 21 + 105)``."""
+    per_level = " + ".join(f"{len(level):,}" for level in model.levels)
+    return (f"LoD {model.lod} of {model.frame.num_levels}: {model.num_anchors():,} LoD anchors "
+            f"(level anchors {per_level})")
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -30,12 +88,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_decode(args: argparse.Namespace) -> int:
-    from ..codec import decode
+def _check_decode_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Option combinations argparse cannot see, in the words of the command line."""
+    suffix = os.path.splitext(args.output or "")[1].lower()
+    if args.sh_degree is not None and not args.output:
+        parser.error("--sh-degree applies to the baked file: give -o OUT.ply, .spz or .splat")
+    if suffix == ".splat" and args.sh_degree:
+        parser.error(f"--sh-degree {args.sh_degree}: .splat files hold no SH bands above "
+                     f"degree 0; use --sh-degree 0, or write .ply or .spz")
 
-    model = decode(args.file, max_lod=args.max_lod, strict=args.strict)
-    print(f"decoded LoD {model.lod} of {model.frame.num_levels}: "
-          f"{model.num_anchors():,} anchors")
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from ..codec import Decoder, read_stream
+
+    if args.output:  # before decoding: a wrong suffix or option costs no time
+        from ..render.splats import check_splats_output
+
+        check_splats_output(args.output, args.sh_degree)
+    decoder = Decoder(max_lod=args.max_lod, strict=args.strict)
+    decoder.feed(read_stream(args.file))
+    model = decoder.close()
+    print(f"decoded {_lod_summary(model)}")
+    if not decoder.done:
+        print(f"the stream stops inside {decoder.describe_pending()}")
     if args.output:
         from ..render.bake import export_splats
 
@@ -46,12 +121,14 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from ..codec import decode
-    from ..render.images import render_orbit
+    from ..render.images import check_output_dir, render_orbit
 
+    check_output_dir(args.output)
     model = decode(args.file, max_lod=max(args.lod) if args.lod else None)
     paths = render_orbit(model, lods=args.lod, n_views=args.orbit, size=args.size,
-                         out_dir=args.output, backend=args.backend)
-    print(f"wrote {len(paths) - 1} views and {paths[-1]}")
+                         out_dir=args.output, backend=args.backend,
+                         elevation_deg=args.elevation, up=args.up)
+    print(f"wrote {_plural(len(paths) - 1, 'view')} and {paths[-1]}")
     return 0
 
 
@@ -67,21 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("decode", help="decode a stream up to a LoD")
     p.add_argument("file", help=".progs stream (or a prefix of one)")
-    p.add_argument("--max-lod", type=int, default=None, help="decode levels 1..K (default all)")
+    p.add_argument("--max-lod", type=_positive_int, default=None, metavar="K",
+                   help="decode levels 1..K (default all)")
     p.add_argument("--strict", action="store_true", help="a stream that stops short is an error")
     p.add_argument("-o", "--output", help="bake to a static 3DGS file: .ply, .spz or .splat")
-    p.add_argument("--sh-degree", type=int, default=None,
-                   help="SH degree of the baked colours (default 3; 0 for .splat)")
-    p.set_defaults(run=_cmd_decode)
+    p.add_argument("--sh-degree", type=_sh_degree, default=None, metavar="D",
+                   help="SH degree 0..3 of the baked colours (default 3; 0 for .splat)")
+    p.set_defaults(run=_cmd_decode, subparser=p)
 
     p = commands.add_parser("render", help="render an orbit per LoD to PNGs and a contact sheet")
     p.add_argument("file", help=".progs stream (or a prefix of one)")
-    p.add_argument("--lod", type=int, nargs="+", default=None,
+    p.add_argument("--lod", type=_positive_int, nargs="+", default=None, metavar="K",
                    help="LoDs to render (default: every decoded LoD)")
-    p.add_argument("--orbit", type=int, default=8, help="views per LoD (default 8)")
-    p.add_argument("--size", type=int, default=256, help="image width and height (default 256)")
+    p.add_argument("--orbit", type=_positive_int, default=8, metavar="N",
+                   help="views per LoD (default 8)")
+    p.add_argument("--size", type=_positive_int, default=256, metavar="PIXELS",
+                   help="image width and height (default 256)")
+    p.add_argument("--elevation", type=_elevation, default=20.0, metavar="DEGREES",
+                   help="camera height above the horizon, -90..90 (default 20)")
+    p.add_argument("--up", type=_up, default=None, metavar="AXIS",
+                   help="the scene's up: +x, -x, +y, -y, +z, -z or X,Y,Z (default from the "
+                        "stream's axis convention: -y for OpenCV, +y for OpenGL)")
     p.add_argument("--backend", choices=("auto", "cpu", "gsplat"), default="auto")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("-o", "--output", required=True, metavar="FOLDER",
+                   help="output folder (created if missing)")
     p.set_defaults(run=_cmd_render)
 
     # Listed for --help only: main() hands "conformance run ..." to the runner's own parser.
@@ -91,21 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the writers' cleanup (files.atomic_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["conformance", "run"]:
         from . import conformance
 
         return conformance.main(argv[2:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "decode":
+        _check_decode_args(args.subparser, args)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         return args.run(args)
-    except ProgsError as error:
+    except BrokenPipeError:  # ``progs-codec inspect x | head``: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (ProgsError, OSError) as error:
         print(f"progs-codec {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"progs-codec {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, ProgsError) else 1
+    except KeyboardInterrupt:
+        print(f"progs-codec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

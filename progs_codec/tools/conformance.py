@@ -293,6 +293,18 @@ def format_report(report: SuiteReport) -> str:
     return "\n".join(lines)
 
 
+def _positive(kind):
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return convert
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m progs_codec.tools.conformance --decoder CMD [--results out.json] [--suite DIR]``.
 
@@ -307,9 +319,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the conformance/ folder of the source checkout around the current "
                         "folder or the package; an installed wheel does not ship it)")
     parser.add_argument("--select", help="regular expression selecting case folders")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per decoder call")
-    parser.add_argument("--jobs", type=int, default=None, help="decoder calls run at once")
+    parser.add_argument("--timeout", type=_positive(float), default=60.0,
+                        help="seconds per decoder call")
+    parser.add_argument("--jobs", type=_positive(int), default=None,
+                        help="decoder calls run at once")
     args = parser.parse_args(argv)
+    try:
+        if not shlex.split(args.decoder):
+            parser.error("--decoder is empty")
+    except ValueError as error:  # an unbalanced quote
+        parser.error(f"--decoder {args.decoder!r}: {error}")
+    if args.select is not None:
+        try:
+            re.compile(args.select)
+        except re.error as error:
+            parser.error(f"--select {args.select!r} is not a regular expression: {error}")
+    if args.results:  # before the run, not after it
+        from ..files import check_output_file
+
+        try:
+            check_output_file(args.results)
+        except OSError as error:
+            parser.error(f"--results: {error}")
     if args.suite is not None and not _is_suite(Path(args.suite)):
         print(f"conformance: error: --suite {args.suite} does not hold vectors/ and invalid/; "
               f"pass the conformance/ folder of a progs_codec source checkout", file=sys.stderr)
@@ -321,7 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"conformance: error: {error}", file=sys.stderr)
         return 2
     if args.results:
-        Path(args.results).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        from ..files import write_atomic
+
+        write_atomic(args.results, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     print(format_report(report))
     return 0 if report.passed else 1
 
