@@ -179,11 +179,56 @@ def test_render_orbit_writes_views_and_contact_sheet(tmp_path):
     paths = render_orbit(model, n_views=3, size=24, out_dir=tmp_path / "orbit", backend="cpu")
     assert [p.name for p in paths] == [f"lod{k}_view{i:02d}.png" for k in (1, 2)
                                        for i in range(3)] + ["contact_sheet.png"]
-    assert Image.open(paths[-1]).size == (3 * 24, 2 * 24)
+    sheet = np.asarray(Image.open(paths[-1]))
+    label_width = sheet.shape[1] - 3 * 24  # a column of "LoD k / N anchors" on the left
+    assert sheet.shape[0] == 2 * 24 and 20 < label_width < 120
+    assert sheet[:24, :label_width].any() and sheet[24:, :label_width].any()  # text in each row
     assert sorted(p.name for p in (tmp_path / "orbit").iterdir()) == sorted(p.name for p in paths)
     with pytest.raises(ModelError, match="LoD 3"):
         render_orbit(model, lods=[1, 3], n_views=1, size=8, out_dir=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("convention, up", [(0, (0, -1, 0)), (1, (0, 1, 0))])
+def test_orbit_up_follows_the_frame(convention, up, tmp_path, monkeypatch):
+    """render_orbit circles the up of the frame's axis convention, or the up it is given,
+    at the elevation it is given: the image's up is the world's up, seen from above."""
+    import dataclasses
+
+    import progs_codec.render.images as images
+    from progs_codec.model import CoordinateConvention
+
+    model = synthetic_model(200, 2, seed=3, attribute_coding="raw")
+    model.frame = dataclasses.replace(model.frame, convention=CoordinateConvention(convention))
+    seen = []
+    monkeypatch.setattr(images, "render", lambda m, cam, **kw: (seen.append(cam), images.RenderResult(
+        np.zeros((cam.height, cam.width, 3), np.float32),
+        np.zeros((cam.height, cam.width), np.float32)))[1])
+    for given, elevation in ((None, 20.0), ((0.0, 0.0, 2.0), -35.0)):
+        seen.clear()
+        render_orbit(model, lods=[1], n_views=4, size=8, out_dir=tmp_path / "o",
+                     up=given, elevation_deg=elevation)
+        world_up = np.array(up if given is None else given, float)
+        world_up /= np.linalg.norm(world_up)
+        center = images.scene_sphere(model.positions())[0]
+        for cam in seen:
+            image_up = -cam.world_to_camera[1, :3]           # OpenCV: camera y points down
+            assert image_up @ world_up > 0.5
+            to_camera = cam.center - center
+            height = np.degrees(np.arcsin(to_camera @ world_up / np.linalg.norm(to_camera)))
+            assert np.isclose(height, elevation)
+
+
+def test_render_orbit_checks_its_folder_first(tmp_path):
+    model = synthetic_model(100, 1, seed=1, attribute_coding="raw")
+    with pytest.raises(RenderError, match="not one image"):
+        render_orbit(model, n_views=1, size=8, out_dir=tmp_path / "plant.png")
+    with pytest.raises(RenderError, match="elevation"):
+        render_orbit(model, n_views=1, size=8, out_dir=tmp_path / "x", elevation_deg=90)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        render_orbit(model, n_views=1, size=8, out_dir=tmp_path / "f" / "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
 def test_psnr():

@@ -18,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,13 +29,14 @@ import numpy as np
 
 from ..errors import ProgsError
 from ..files import atomic_path
-from ..model import CoordinateConvention, ProgsModel
+from ..model import CoordinateConvention, ProgsModel, SceneFrame
 from .camera import Camera, framing_distance, orbit_cameras, scene_sphere
 from .gaussians import generate_gaussians
 from .rasterize_cpu import rasterize
 from .splats import Splats
 
-__all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "to_uint8"]
+__all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "to_uint8",
+           "check_output_dir", "scene_up", "parse_up"]
 
 BACKENDS = ("auto", "cpu", "gsplat")
 
@@ -139,22 +143,111 @@ def _save_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 
+#: Suffixes that make an ``out_dir`` look like an image file the user meant to write.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Checks a folder for :func:`render_orbit`'s images before any rendering.
+
+    The folder may not exist yet (it is created), but the path may not name an image file
+    (``-o plant.png``) or an existing file, and the first folder on it that exists must be
+    writable.
+
+    Raises:
+        RenderError: the path has an image suffix and is not an existing folder.
+        NotADirectoryError, PermissionError: naming ``out_dir`` as given.
+
+    >>> check_output_dir("plant.png")
+    Traceback (most recent call last):
+    ...
+    progs_codec.render.images.RenderError: plant.png: render writes a folder of images (lod{k}_view{i}.png and contact_sheet.png), not one image; give a folder, e.g. plant/
+    """
+    path = Path(out_dir)
+    if path.suffix.lower() in _IMAGE_SUFFIXES and not path.is_dir():
+        raise RenderError(f"{out_dir}: render writes a folder of images (lod{{k}}_view{{i}}.png "
+                          f"and contact_sheet.png), not one image; give a folder, e.g. "
+                          f"{path.with_suffix('')}/")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder",
+                                 str(out_dir))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"folder {existing} is not writable", str(out_dir))
+    return path
+
+
+def scene_up(frame: SceneFrame) -> tuple[float, float, float]:
+    """The world's up direction that the frame's axis convention implies (spec 3.1).
+
+    ``-y`` for OpenCV axes (y points down), ``+y`` for OpenGL axes. A scene whose up is
+    another axis (a z-up capture, say) needs ``up=`` in :func:`render_orbit` (``--up`` on
+    the command line).
+    """
+    return (0.0, 1.0, 0.0) if frame.convention == CoordinateConvention.OPENGL \
+        else (0.0, -1.0, 0.0)
+
+
+def parse_up(text: str) -> tuple[float, float, float]:
+    """An up direction from the command line: an axis (``+z``, ``-y``, ``z``) or ``X,Y,Z``.
+
+    >>> [[int(v) for v in parse_up(text)] for text in ("+z", "-y", "0,1,1")]
+    [[0, 0, 1], [0, -1, 0], [0, 1, 1]]
+    """
+    axes = {"x": 0, "y": 1, "z": 2}
+    key = text.strip().lower()
+    sign, axis = (key[0], key[1:]) if key[:1] in "+-" and len(key) == 2 else ("+", key)
+    if axis in axes:
+        up = [0.0, 0.0, 0.0]
+        up[axes[axis]] = -1.0 if sign == "-" else 1.0
+        return tuple(up)
+    try:
+        up = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        up = ()
+    if len(up) != 3 or not all(math.isfinite(v) for v in up) or not any(up):
+        raise RenderError(f"up must be an axis (+x, -x, +y, -y, +z, -z) or three numbers "
+                          f"X,Y,Z not all zero, got {text!r}")
+    return up
+
+
+def _label_column(lines_per_row: list[list[str]], row_height: int) -> np.ndarray:
+    """A white-on-black strip with each row's label lines, ``[rows * row_height, W, 3]``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = 8 + max(int(measure.textlength(line, font=font)) for lines in lines_per_row
+                    for line in lines)
+    strip = Image.new("L", (width, row_height * len(lines_per_row)))
+    draw = ImageDraw.Draw(strip)
+    for row, lines in enumerate(lines_per_row):
+        draw.multiline_text((4, row * row_height + 2), "\n".join(lines), fill=255, font=font)
+    return np.repeat(np.asarray(strip, np.float32)[..., None] / 255.0, 3, axis=2)
+
+
 def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_views: int = 8,
                  size: int = 256, out_dir: str | Path, elevation_deg: float = 20.0,
-                 fov_deg: float = 45.0, backend: str = "auto") -> list[Path]:
+                 up: Sequence[float] | None = None, fov_deg: float = 45.0,
+                 backend: str = "auto") -> list[Path]:
     """Renders an orbit of ``n_views`` views per LoD to PNGs plus a contact sheet.
 
     Cameras look at the centre of the anchors of the highest decoded LoD
     (:func:`~progs_codec.render.camera.scene_sphere`) from the distance at which that sphere
-    fills 80% of the frame (:func:`~progs_codec.render.camera.framing_distance`); the same
-    cameras serve every LoD. Up is ``-y`` for
-    OpenCV-axis scenes and ``+y`` for OpenGL-axis ones (spec 3.1 ``convention``).
+    fills 80% of the frame (:func:`~progs_codec.render.camera.framing_distance`), on a circle
+    ``elevation_deg`` above it around ``up``; the same cameras serve every LoD.
 
     Args:
         lods: LoDs to render (default ``1..model.lod``).
         n_views: views per LoD; size: image width and height in pixels.
-        out_dir: created if missing; files ``lod{k}_view{i:02d}.png`` and ``contact_sheet.png``
-            (one row per LoD, one column per view).
+        out_dir: created if missing (checked first: :func:`check_output_dir`); files
+            ``lod{k}_view{i:02d}.png`` and ``contact_sheet.png`` (one row per LoD, labelled
+            with the LoD and its anchors, one column per view).
+        elevation_deg: height of the camera circle, in degrees above the horizon
+            (-90..90, exclusive).
+        up: the world's up direction; default :func:`scene_up` of the model's frame.
 
     Returns:
         Paths of the files written, views first (LoD-major), contact sheet last.
@@ -162,16 +255,17 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
     lods = list(range(1, model.lod + 1)) if lods is None else list(lods)
     if not lods or n_views < 1 or size < 1:
         raise RenderError("render_orbit needs at least one LoD, one view and size >= 1")
+    if not -90.0 < elevation_deg < 90.0:
+        raise RenderError(f"elevation must be between -90 and 90 degrees, got {elevation_deg}")
     for lod in lods:  # before writing anything
         model.num_anchors(lod)  # raises ModelError for a LoD the model does not hold
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_dir(out_dir)
+    up = scene_up(model.frame) if up is None else up
     center, radius = scene_sphere(model.positions())
-    up = (0.0, 1.0, 0.0) if model.frame.convention == CoordinateConvention.OPENGL \
-        else (0.0, -1.0, 0.0)
     cams = orbit_cameras(center, framing_distance(radius, fov_deg), n_views,
                          elevation_deg=elevation_deg, width=size, height=size, fov_deg=fov_deg,
                          up=up)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths, rows = [], []
     for lod in lods:
         row = []
@@ -182,6 +276,8 @@ def render_orbit(model: ProgsModel, *, lods: Sequence[int] | None = None, n_view
             paths.append(path)
             row.append(image)
         rows.append(np.concatenate(row, axis=1))
+    labels = _label_column([[f"LoD {lod}", f"{model.num_anchors(lod):,} anchors"]
+                            for lod in lods], size)
     sheet = out_dir / "contact_sheet.png"
-    _save_png(sheet, np.concatenate(rows, axis=0))
+    _save_png(sheet, np.concatenate([labels, np.concatenate(rows, axis=0)], axis=1))
     return paths + [sheet]
