@@ -37,8 +37,13 @@ def test_json_contract(stream, capsys, tmp_path):
     assert {"version", "total_bytes", "header_bytes", "levels"} <= out.keys()
     assert out["version"] == "1.0"
     assert set(out["header_bytes"]) == {"hash_grid", "context_mlp", "gaussian_mlps", "other"}
+    assert out["pending"] is None
+    total = 0
     for lv in out["levels"]:
-        assert {"lod", "anchors", "bytes", "structure_bytes", "attribute_bytes"} <= lv.keys()
+        assert {"lod", "anchors", "lod_anchors", "bytes", "structure_bytes",
+                "attribute_bytes"} <= lv.keys()
+        total += lv["anchors"]                      # level anchors: this level's alone
+        assert lv["lod_anchors"] == total           # LoD anchors: levels 1..lod
         assert lv["structure_mode"] in ("fixed", "occupancy")
         assert set(lv["attribute_bytes"]) == {"feature", "scaling", "offsets"}
 
@@ -48,6 +53,23 @@ def test_prefix_and_text(stream):
     assert not info.complete and 0 < len(info.levels) < 4
     text = format_info(info)
     assert "prefix" in text and "bits/anchor" in text
+    assert "level anchors" in text and "LoD anchors" in text
+
+
+def test_a_prefix_says_where_it_stops(stream):
+    """inspect names the cut chunk and its byte counts, as decode does."""
+    info = inspect(stream)
+    cut = info.levels[2].cumulative_bytes - 7
+    prefix = inspect(stream[:cut])
+    assert prefix.pending.chunk == "LEVL 3"
+    assert prefix.pending.offset == info.levels[1].cumulative_bytes
+    assert prefix.pending.present_bytes == cut - info.levels[1].cumulative_bytes
+    assert prefix.pending.chunk_bytes == info.levels[2].bytes
+    assert f"stops inside chunk LEVL 3 ({prefix.pending.present_bytes:,} of " \
+        f"{info.levels[2].bytes:,} bytes present" in format_info(prefix)
+    assert prefix.to_dict()["pending"]["chunk"] == "LEVL 3"
+    between = inspect(stream[: info.levels[1].cumulative_bytes + 3])
+    assert between.pending.chunk is None and between.pending.present_bytes == 3
 
 
 

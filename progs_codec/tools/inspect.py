@@ -6,16 +6,17 @@ fast on any size. Works on prefixes: it reports the complete levels present.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from ..codec import Stream, read_stream
-from ..format.container import FILE_HEADER_SIZE
+from ..format.container import CHUNK_OVERHEAD, FILE_HEADER_SIZE, LEVL
 from ..format.header import AttributeCoding
 from ..format.level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY
 from ..format.walker import ChunkWalker
 from ..model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
 
-__all__ = ["LevelInfo", "StreamInfo", "inspect", "format_info"]
+__all__ = ["LevelInfo", "PendingChunk", "StreamInfo", "inspect", "format_info"]
 
 STRUCTURE_MODES = {STRUCTURE_FIXED: "fixed", STRUCTURE_OCCUPANCY: "occupancy"}
 
@@ -25,7 +26,11 @@ REPORTED_HEADER_PARTS = ("hash_grid", "context_mlp", "gaussian_mlps")
 
 @dataclass(frozen=True)
 class LevelInfo:
-    """Sizes of one level chunk; ``cumulative_bytes`` is the prefix that holds LoD ``lod``."""
+    """Sizes of one level chunk; ``cumulative_bytes`` is the prefix that holds LoD ``lod``.
+
+    ``anchors`` counts the anchors of this level alone ("level anchors"), ``lod_anchors``
+    those of levels ``1..lod``, what a decoder of LoD ``lod`` holds ("LoD anchors").
+    """
 
     lod: int
     anchors: int
@@ -34,6 +39,26 @@ class LevelInfo:
     structure_bytes: int
     attribute_bytes: dict[str, int]
     cumulative_bytes: int
+    lod_anchors: int
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """Where a prefix stops: inside chunk ``chunk`` (``"LEVL 3"``, ``"HEAD"``, or ``None``
+    when even its type and length are cut), of which ``present_bytes`` of ``chunk_bytes``
+    (``None`` if unknown) are in the stream, starting at ``offset``."""
+
+    chunk: str | None
+    offset: int
+    present_bytes: int
+    chunk_bytes: int | None
+
+    def describe(self) -> str:
+        if self.chunk is None:
+            return (f"a chunk's type and length ({self.present_bytes} of 8 bytes present, "
+                    f"offset {self.offset})")
+        return (f"chunk {self.chunk} ({self.present_bytes:,} of {self.chunk_bytes:,} bytes "
+                f"present, offset {self.offset})")
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,7 @@ class StreamInfo:
     levels: list[LevelInfo]
     optional_chunks: list[tuple[str, int]]
     complete: bool
+    pending: PendingChunk | None = None
 
     def to_dict(self) -> dict:
         """The stable JSON contract of ``inspect --json``."""
@@ -64,12 +90,17 @@ class StreamInfo:
                      "num_offsets": self.dims.num_offsets},
             "attribute_coding": self.attribute_coding.name.lower(),
             "header_bytes": dict(self.header_bytes),
-            "levels": [{"lod": lv.lod, "anchors": lv.anchors, "bytes": lv.bytes,
+            "levels": [{"lod": lv.lod, "anchors": lv.anchors, "lod_anchors": lv.lod_anchors,
+                        "bytes": lv.bytes,
                         "structure_mode": lv.structure_mode,
                         "structure_bytes": lv.structure_bytes,
                         "attribute_bytes": dict(lv.attribute_bytes),
                         "cumulative_bytes": lv.cumulative_bytes} for lv in self.levels],
             "optional_chunks": [{"type": t, "bytes": n} for t, n in self.optional_chunks],
+            "pending": None if self.pending is None else {
+                "chunk": self.pending.chunk, "offset": self.pending.offset,
+                "present_bytes": self.pending.present_bytes,
+                "chunk_bytes": self.pending.chunk_bytes},
         }
 
 
@@ -95,12 +126,13 @@ def inspect(stream: Stream) -> StreamInfo:
             parts["other"] = FILE_HEADER_SIZE + step.chunk.size - sum(parts.values())
         elif step.kind == "level":
             parsed = step.level
+            lod_anchors = parsed.anchor_count + (levels[-1].lod_anchors if levels else 0)
             levels.append(LevelInfo(
                 lod=parsed.level, anchors=parsed.anchor_count, bytes=step.chunk.size,
                 structure_mode=STRUCTURE_MODES[parsed.structure_mode],
                 structure_bytes=len(parsed.structure),
                 attribute_bytes={g: len(parsed.group_payloads[g]) for g in ATTRIBUTE_GROUPS},
-                cumulative_bytes=step.chunk.offset + step.chunk.size))
+                cumulative_bytes=step.chunk.offset + step.chunk.size, lod_anchors=lod_anchors))
         elif step.kind == "optional":
             optional.append((step.chunk.name, step.chunk.size))
     header = walker.header
@@ -109,7 +141,21 @@ def inspect(stream: Stream) -> StreamInfo:
     return StreamInfo(version=walker.version, total_bytes=len(data), frame=header.frame,
                       dims=header.dims, attribute_coding=header.attribute_coding,
                       header_bytes=parts, levels=levels, optional_chunks=optional,
-                      complete=walker.ended)
+                      complete=walker.ended,
+                      pending=_pending(data, walker.offset, len(levels)) if walker.pending else None)
+
+
+def _pending(data: bytes, offset: int, levels_done: int) -> PendingChunk:
+    """The chunk a prefix stops in (every chunk before ``offset`` was complete and checked)."""
+    present = len(data) - offset
+    if present < 8:
+        return PendingChunk(None, offset, present, None)
+    chunk_type = bytes(data[offset: offset + 4])
+    name = chunk_type.decode("ascii", "replace")
+    if chunk_type == LEVL:
+        name = f"LEVL {levels_done + 1}"
+    (length,) = struct.unpack_from("<I", data, offset + 4)
+    return PendingChunk(name, offset, present, CHUNK_OVERHEAD + length)
 
 
 def _size(n: int) -> str:
@@ -127,6 +173,7 @@ def format_info(info: StreamInfo) -> str:
     lines = [
         f"progs stream, version {info.version[0]}.{info.version[1]}, {_size(info.total_bytes)}"
         + ("" if info.complete else f"  (prefix: {len(info.levels)} of {f.num_levels} levels)"),
+        *([f"  stops inside {info.pending.describe()}"] if info.pending else []),
         f"  frame        origin ({f.origin[0]:.4g}, {f.origin[1]:.4g}, {f.origin[2]:.4g}), "
         f"root voxel {f.root_voxel_size:.4g}, base depth {f.base_depth}, "
         f"{f.num_levels} levels, {f.convention.name} axes",
@@ -136,11 +183,11 @@ def format_info(info: StreamInfo) -> str:
         + ", ".join(f"{name} {_size(n)}" for name, n in info.header_bytes.items()),
         "",
     ]
-    columns = ["LoD", "anchors", "bytes", "bits/anchor", "layout", "structure"] + \
-        list(ATTRIBUTE_GROUPS) + ["cumulative"]
+    columns = ["LoD", "level anchors", "LoD anchors", "bytes", "bits/anchor", "layout",
+               "structure"] + list(ATTRIBUTE_GROUPS) + ["cumulative"]
     rows = []
     for lv in info.levels:
-        rows.append([str(lv.lod), f"{lv.anchors:,}", _size(lv.bytes),
+        rows.append([str(lv.lod), f"{lv.anchors:,}", f"{lv.lod_anchors:,}", _size(lv.bytes),
                      f"{8 * lv.bytes / max(lv.anchors, 1):.1f}", lv.structure_mode,
                      _size(lv.structure_bytes)]
                     + [_size(lv.attribute_bytes[g]) for g in ATTRIBUTE_GROUPS]
