@@ -42,7 +42,7 @@ def main() -> None:
             for level in levels:
                 lod, anchors = lod + 1, anchors + len(level)
                 print(f"after {min(received, len(stream)):>7,} bytes: LoD {lod} ready, "
-                      f"{anchors:,} anchors (this piece decoded in {elapsed:.1f} ms)")
+                      f"{anchors:,} LoD anchors (this piece decoded in {elapsed:.1f} ms)")
     model = decoder.close()
 
     paths = render_orbit(model, n_views=6, size=args.size, out_dir=args.out / "frames",
