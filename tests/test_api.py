@@ -47,3 +47,16 @@ def test_public_modules_export_what_they_list():
         missing = [n for n in module.__all__ if not hasattr(module, n)]
         assert missing == [], (name, missing)
         assert not [n for n in module.__all__ if n.startswith("_")], name
+
+
+def test_license_and_notice():
+    """The Apache-2.0 text that pyproject.toml names, and the data credits beside it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    license_text = (root / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text and len(license_text) > 11000
+    assert 'license = { text = "Apache-2.0" }' in (root / "pyproject.toml").read_text()
+    notice = (root / "NOTICE").read_text()
+    assert "Marcel Padilla" in notice and "CC-BY-4.0" in notice
