@@ -49,6 +49,7 @@ from progs_codec.model import (  # noqa: E402
     CoordinateConvention,
     Level,
     ProgsModel,
+    Refinement,
     SceneFrame,
 )
 from progs_codec.testing import random_gaussian_mlps, random_octree, synthetic_model  # noqa: E402
@@ -310,12 +311,33 @@ def v_optional_chunks() -> bytes:
 
 
 def v_minor_version() -> bytes:
-    """Minor version 1.7 with a sixth HEAD part: decoders of 1.0 ignore both (2.1, 3)."""
+    """Minor version 1.7: part 5 (rendering, refine 0) and a seventh HEAD part that decoders
+    of 1.1 ignore (2.1, 3). (The 1.0 suite's version of this vector had a five-byte part 5;
+    1.1 gives part 5 a meaning, so that stream is now invalid, spec/CHANGES.md.)"""
     stream = encode(_random_raw(30, 2, seed=10, dims=TINY))
 
     def change(chunks):
-        chunks[0][1] += struct.pack("<I", 5) + b"later"
+        chunks[0][1] += struct.pack("<I", 1) + b"\0" + struct.pack("<I", 5) + b"later"
     return edit(stream, change, file_header=stream[:8] + bytes([1, 7]))
+
+
+def v_refine_replace() -> bytes:
+    """A version 1.1 stream with refine REPLACE (3.5): four levels, generation MLPs."""
+    model = _random_raw(90, 4, seed=13, dims=AttributeDims(8, 6, 2),
+                        mlps=dict(hidden_width=4, use_distance=True))
+    stream = encode(replace(model, refine=Refinement.REPLACE))
+    assert stream[8:10] == bytes([1, 1])
+    return stream
+
+
+def v_minor_0_trailing_part() -> bytes:
+    """A 1.0 stream whose HEAD holds a sixth part with the byte 1 after the five parts of 1.0:
+    a 1.0 stream has no rendering part, so it is ignored (refine ADD, no RNDR record)."""
+    stream = encode(_random_raw(30, 2, seed=14, dims=TINY))
+
+    def change(chunks):
+        chunks[0][1] += struct.pack("<I", 1) + b"\x01"
+    return edit(stream, change)
 
 
 def v_parent_index_max() -> bytes:
@@ -554,8 +576,15 @@ VECTORS = [
     Vector("raw-optional-chunks", "Unknown optional chunks (xtra, nOTE with an empty payload, "
            "zzzz) after HEAD, between levels and before ENDS; the table of contents accounts "
            "for them.", ("2.2", "2.3", "8.1"), v_optional_chunks),
-    Vector("raw-minor-version", "Minor version 7 and a sixth HEAD part, both to be ignored.",
-           ("2.1", "3"), v_minor_version),
+    Vector("raw-minor-version", "Minor version 7: the rendering part (refine 0) and a seventh "
+           "HEAD part, to be ignored. (Rewritten for 1.1: the 1.0 suite's stream had a "
+           "five-byte part 5.)", ("2.1", "3", "3.5"), v_minor_version),
+    Vector("refine-replace", "Version 1.1: the rendering part with refine 1 (REPLACE), four "
+           "levels with generation MLPs; the dump holds an RNDR record.",
+           ("2.1", "3", "3.5", "9.1", "10.2"), v_refine_replace),
+    Vector("minor-0-trailing-part", "A 1.0 stream whose HEAD payload holds a sixth part "
+           "(the byte 1) after the five parts: ignored, since 1.0 streams have no rendering "
+           "part (refine ADD, no RNDR record).", ("2.1", "3", "3.5"), v_minor_0_trailing_part),
     Vector("raw-parent-index-max", "A non-last level with exactly 2**20 anchors and children "
            "of parent 2**20 - 1 (stored xz-compressed: 19.5 MB of mostly zero raw values).",
            ("4.1", "4.3", "4.4"), v_parent_index_max, light=True),
@@ -785,6 +814,19 @@ def _cut_level_payload(k: int, keep: int):
     return _chunks(change)
 
 
+def _rendering(part: bytes | None, minor: int = 1) -> Callable[[], bytes]:
+    """The base stream as version 1.``minor`` with ``part`` as its rendering part (3.5);
+    ``None``: no part 5."""
+    def build():
+        stream = _base()
+
+        def change(chunks):
+            if part is not None:
+                chunks[0][1] += struct.pack("<I", len(part)) + part
+        return edit(stream, change, file_header=stream[:8] + bytes([1, minor]))
+    return build
+
+
 def _mlp_half(index: int, value: int):
     """Overwrite an f16 of the gaussian_mlps part (after its 3-byte head)."""
     def change_parts(parts):
@@ -973,6 +1015,12 @@ INVALID = [
             _head_parts(lambda p: p.__setitem__(4, patch(p[4], 1, "<H", 0)))),
     Invalid("mlp-not-finite", "An f16 weight of the colour MLP is +inf.", ("3.4",), "format",
             _mlp_half(20, 0x7C00)),
+    Invalid("rendering-refine-2", "A 1.1 stream whose refine is 2 (reserved for later "
+            "versions).", ("3.5",), "unsupported", _rendering(b"\x02")),
+    Invalid("rendering-part-wrong-length", "A 1.1 stream whose rendering part is 2 bytes.",
+            ("3", "3.5"), "format", _rendering(b"\x01\x00")),
+    Invalid("rendering-part-missing", "A 1.1 stream whose HEAD payload ends after the five "
+            "parts of 1.0.", ("3", "3.5"), "format", _rendering(None)),
     # level (4)
     Invalid("level-number-wrong", "LEVL 2 says it is level 3.", ("4.1",), "format",
             _level(2, _set_field(0, 3))),

@@ -25,7 +25,7 @@ from .errors import (
     UnsupportedError,
 )
 from .format.container import MAGIC, VERSION
-from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, SceneFrame
+from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, Refinement, SceneFrame
 from .tools.inspect import StreamInfo, inspect
 from .version import __version__
 
@@ -41,6 +41,7 @@ __all__ = [
     "SceneFrame",
     "AttributeDims",
     "GaussianMLPs",
+    "Refinement",
     "MAGIC",
     "VERSION",
     "ProgsError",

@@ -9,8 +9,8 @@ float context MLP to the integer model (spec 6.6) and measures what that export 
 
 Everything a trainer needs from the codec is a public name of one of :data:`TRAINER_MODULES`:
 
-- ``progs_codec``: ``encode``, ``decode``, ``inspect``, ``Decoder``, the model classes and the
-  errors.
+- ``progs_codec``: ``encode``, ``decode``, ``inspect``, ``Decoder``, the model classes,
+  ``Refinement`` and the errors.
 - ``progs_codec.build`` (this module): :func:`build_model`, :class:`LevelArrays`,
   :class:`BuildResult`, :class:`RateGap`, :func:`context_inputs`; the octree helpers
   :func:`frame_for_points`, :func:`octree_from_points`, :func:`levels_from_coords`,
@@ -67,7 +67,7 @@ from .files import atomic_path, write_atomic
 from .format.header import frame_problems, mlp_shapes
 from .format.structure import levels_from_coords, morton_codes
 from .model import (MLP, AttributeDims, CoordinateConvention, GaussianMLPs, Level, ProgsModel,
-                    SceneFrame)
+                    Refinement, SceneFrame)
 
 __all__ = [
     # building a model
@@ -76,7 +76,7 @@ __all__ = [
     "frame_for_points", "octree_from_points", "levels_from_coords", "morton_codes",
     # the model classes a builder names
     "SceneFrame", "CoordinateConvention", "AttributeDims", "MLP", "GaussianMLPs", "Level",
-    "ProgsModel",
+    "ProgsModel", "Refinement",
     # hash grid (spec 5) and context model (spec 6)
     "HashGrid", "HashGridConfig", "PRESETS", "TableCorners", "grid_corners", "table_sizes",
     "table_axes", "hash_features", "FEATURE_LIMIT", "ACTIVATION_MAX",
@@ -291,7 +291,8 @@ def build_model(*, frame: SceneFrame, levels: Sequence[LevelArrays],
                 context_layers: Sequence[tuple[np.ndarray, np.ndarray]] | None,
                 base_steps: tuple[float, float, float] | None,
                 gaussian_mlps: GaussianMLPs | None = None,
-                measure_rate: bool = True) -> BuildResult:
+                measure_rate: bool = True,
+                refine: Refinement = Refinement.ADD) -> BuildResult:
     """A :class:`ProgsModel` from a trainer's float arrays (spec 3.4, 4.2, 6.5, 6.6).
 
     Args:
@@ -311,6 +312,10 @@ def build_model(*, frame: SceneFrame, levels: Sequence[LevelArrays],
         gaussian_mlps: the generation MLPs (spec 3.4) in float32; rounded to float16 here,
             as the stream stores them, so that what the trainer renders is what decodes.
         measure_rate: compute :attr:`BuildResult.rate_gap` (codes every attribute once).
+        refine: how LoD ``k`` is rendered (spec 3.5, 9.1): ``Refinement.ADD`` draws every
+            anchor of levels ``1..k``; ``Refinement.REPLACE`` draws level ``k`` and the coarser
+            anchors without a child in the next level, for coarse levels trained to stand in
+            for the finer ones (the stream is then version 1.1).
 
     Returns:
         A :class:`BuildResult`: the model (levels in canonical order, parent indices and
@@ -334,7 +339,7 @@ def build_model(*, frame: SceneFrame, levels: Sequence[LevelArrays],
     mlps = None if gaussian_mlps is None else _float16_mlps(gaussian_mlps, dims)
     if hash_grid is None:
         return BuildResult(ProgsModel(frame=frame, dims=dims, levels=canonical,
-                                      gaussian_mlps=mlps), None)
+                                      gaussian_mlps=mlps, refine=refine), None)
     steps = _base_step_units(base_steps)
     layers = _check_context_layers(context_layers, 2 * hash_grid.config.feature_width,
                                    dims.channels)
@@ -346,4 +351,4 @@ def build_model(*, frame: SceneFrame, levels: Sequence[LevelArrays],
                        *(np.concatenate([lv.attributes(g) for lv in canonical])
                          for g in ("feature", "scaling", "offsets")))
     return BuildResult(ProgsModel(frame=frame, dims=dims, levels=canonical, gaussian_mlps=mlps,
-                                  entropy_model=entropy_model), gap)
+                                  entropy_model=entropy_model, refine=refine), gap)

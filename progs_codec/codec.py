@@ -21,7 +21,7 @@ from .format.header import AttributeCoding, Header, TocEntry, frame_problems, wr
 from .format.level import decode_level_chunk, encode_level_chunk
 from .format.walker import ChunkWalker
 from .format.structure import validate_model_structure
-from .model import Level, ProgsModel
+from .model import Level, ProgsModel, Refinement
 
 __all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS"]
 
@@ -59,7 +59,9 @@ def encode(model: ProgsModel) -> bytes:
 
     Attributes are entropy coded when ``model.entropy_model`` is set (lossy: they are
     quantized, chapter 7), otherwise stored raw as float32. ``decode(encode(m))`` returns the
-    quantized model, and encoding that again gives the same bytes.
+    quantized model, and encoding that again gives the same bytes. A model whose ``refine``
+    is ``Refinement.REPLACE`` is written as a version 1.1 stream with a ``rendering`` part
+    (spec 3.5); any other model as a 1.0 stream.
 
     Raises:
         ModelError: the model is not a strict octree in canonical order, or shapes or ranges
@@ -78,10 +80,13 @@ def encode(model: ProgsModel) -> bytes:
         from .entropy.model import write_entropy_model
         entropy_parts = write_entropy_model(model.entropy_model)
 
+    # 1.0 streams stay byte for byte what they were; only REPLACE needs part 5 (spec 3.5).
+    version = (1, 1) if model.refine == Refinement.REPLACE else (1, 0)
+
     def header_for(toc):
         return Header(frame=model.frame, dims=model.dims, attribute_coding=coding, toc=toc,
                       gaussian_mlps=model.gaussian_mlps, entropy_model=model.entropy_model,
-                      part_sizes={})
+                      part_sizes={}, refine=model.refine, minor_version=version[1])
 
     header = header_for(())
     payloads, previous = [], None
@@ -97,8 +102,8 @@ def encode(model: ProgsModel) -> bytes:
         toc.append(TocEntry(offset, 12 + len(payload), len(level)))
         offset += 12 + len(payload)
     head = write_chunk(HEAD, write_header(header_for(tuple(toc)), entropy_parts))
-    return b"".join([write_file_header(), head, *(write_chunk(LEVL, p) for p in payloads),
-                     write_chunk(ENDS, b"")])
+    return b"".join([write_file_header(version), head,
+                     *(write_chunk(LEVL, p) for p in payloads), write_chunk(ENDS, b"")])
 
 
 class Decoder:
@@ -153,7 +158,8 @@ class Decoder:
             return None
         h = self.header
         return ProgsModel(frame=h.frame, dims=h.dims, levels=list(self._levels),
-                          gaussian_mlps=h.gaussian_mlps, entropy_model=h.entropy_model)
+                          gaussian_mlps=h.gaussian_mlps, entropy_model=h.entropy_model,
+                          refine=h.refine)
 
     def feed(self, data: bytes) -> list[Level]:
         if self.done and not self._walker.ended:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the entropy layer imports this module; the annotation needs
 
 __all__ = [
     "CoordinateConvention",
+    "Refinement",
     "SceneFrame",
     "AttributeDims",
     "MLP",
@@ -37,6 +38,19 @@ class CoordinateConvention(IntEnum):
 
     OPENCV = 0  # x right, y down, z forward (COLMAP)
     OPENGL = 1  # x right, y up, z backward (Blender, NeRF-synthetic)
+
+
+class Refinement(IntEnum):
+    """How LoD ``k`` uses the coarser levels when it is rendered (spec 3.5, 9.1).
+
+    ``ADD``: every anchor of levels ``1..k`` spawns Gaussians (additive LoDs, as 3D Tiles'
+    ``refine: ADD``). ``REPLACE``: an anchor spawns none when one of its children is among
+    levels ``1..k`` (each LoD replaces what it refines, as ``refine: REPLACE``). The decoded
+    anchors are the same either way; only rendering differs.
+    """
+
+    ADD = 0
+    REPLACE = 1
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,9 @@ class ProgsModel:
 
     ``frame.num_levels`` is how many levels the stream declares; ``len(levels)`` (also ``lod``)
     is how many were decoded. ``entropy_model`` is ``None`` for streams whose attributes are
-    stored raw (spec 3.1 ``attribute_coding``, 4.5).
+    stored raw (spec 3.1 ``attribute_coding``, 4.5). ``refine`` says which anchors of a LoD
+    spawn Gaussians (:meth:`drawn`, spec 3.5, 9.1); a model with ``Refinement.REPLACE`` is
+    written as a version 1.1 stream, any other as 1.0.
     """
 
     frame: SceneFrame
@@ -166,6 +182,14 @@ class ProgsModel:
     levels: list[Level]
     gaussian_mlps: GaussianMLPs | None = None
     entropy_model: EntropyModel | None = None
+    refine: Refinement = Refinement.ADD
+
+    def __post_init__(self):
+        try:
+            self.refine = Refinement(self.refine)
+        except ValueError:
+            raise ModelError(f"refine must be Refinement.ADD or Refinement.REPLACE, got "
+                             f"{self.refine!r}") from None
 
     @property
     def lod(self) -> int:
@@ -200,6 +224,34 @@ class ProgsModel:
         return np.concatenate([np.full(len(level), k, np.int32)
                                for k, level in enumerate(self.levels[:lod], start=1)])
 
+    def drawn(self, lod: int | None = None) -> np.ndarray:
+        """Which anchors of LoD ``lod`` spawn Gaussians, ``[N] bool`` in LoD order (spec 9.1).
+
+        With ``Refinement.ADD`` every anchor of levels ``1..lod``. With ``Refinement.REPLACE``
+        every anchor of level ``lod``, and an anchor of a coarser level only when none of its
+        children is in the next level: LoD ``lod`` draws the leaves of the octree cut at
+        level ``lod``.
+
+        Example:
+            >>> from progs_codec.testing import synthetic_model
+            >>> m = synthetic_model(300, 3, seed=0, attribute_coding="raw")
+            >>> bool(m.drawn(2).all())
+            True
+            >>> r = replace(m, refine=Refinement.REPLACE)
+            >>> int(r.drawn(2).sum()) == m.num_anchors(2) - len(np.unique(m.levels[1].parent_index))
+            True
+        """
+        lod = self._check_lod(lod)
+        if self.refine != Refinement.REPLACE:
+            return np.ones(self.num_anchors(lod), bool)
+        parts = []
+        for k, level in enumerate(self.levels[:lod], start=1):
+            leaf = np.ones(len(level), bool)
+            if k < lod:
+                leaf[self.levels[k].parent_index] = False
+            parts.append(leaf)
+        return np.concatenate(parts)
+
     def attributes(self, group: str, lod: int | None = None) -> np.ndarray:
         """One attribute group (``feature``, ``scaling``, ``offsets``) of LoD ``lod``."""
         if group not in ATTRIBUTE_GROUPS:
@@ -210,7 +262,8 @@ class ProgsModel:
     def truncated(self, lod: int) -> ProgsModel:
         """A complete model of LoD ``lod`` alone: levels ``1..lod``, ``frame.num_levels = lod``.
 
-        Shares arrays with this model. Use it to encode a decoded prefix as a stream of its own.
+        Shares arrays with this model and keeps its ``refine``, MLPs and entropy model. Use it
+        to encode a decoded prefix as a stream of its own.
         """
         lod = self._check_lod(lod)
         return replace(self, frame=replace(self.frame, num_levels=lod),
@@ -220,5 +273,6 @@ class ProgsModel:
         if not isinstance(other, ProgsModel):
             return NotImplemented
         return (self.frame == other.frame and self.dims == other.dims
-                and self.levels == other.levels and self.gaussian_mlps == other.gaussian_mlps
+                and self.refine == other.refine and self.levels == other.levels
+                and self.gaussian_mlps == other.gaussian_mlps
                 and self.entropy_model == other.entropy_model)

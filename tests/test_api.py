@@ -6,7 +6,8 @@ import progs_codec
 def test_all_is_pinned():
     assert sorted(progs_codec.__all__) == sorted([
         "encode", "decode", "Decoder", "inspect", "StreamInfo", "ProgsModel", "Level",
-        "SceneFrame", "AttributeDims", "GaussianMLPs", "MAGIC", "VERSION", "ProgsError",
+        "SceneFrame", "AttributeDims", "GaussianMLPs", "Refinement", "MAGIC", "VERSION",
+        "ProgsError",
         "FormatError", "ChecksumError", "TruncatedError", "UnsupportedError", "LimitError",
         "ModelError", "build_model", "LevelArrays", "BuildResult"])
     for name in progs_codec.__all__:
@@ -15,7 +16,9 @@ def test_all_is_pinned():
 
 def test_magic_and_version_are_pinned():
     assert progs_codec.MAGIC == b"\x89PGS\r\n\x1a\n"
-    assert progs_codec.VERSION == (1, 0)
+    assert progs_codec.VERSION == (1, 1)
+    assert [m.name for m in progs_codec.Refinement] == ["ADD", "REPLACE"]
+    assert [int(m) for m in progs_codec.Refinement] == [0, 1]
 
 
 def test_error_hierarchy():

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from progs_codec.model import MLP, GaussianMLPs
+from progs_codec.model import MLP, GaussianMLPs, Refinement
 from progs_codec.render.bake import bake, export_splats, fibonacci_sphere, fit_sh, rotmat_to_quat
 from progs_codec.render.camera import framing_distance, orbit_cameras, quat_to_rotmat, scene_sphere
 from progs_codec.render.images import psnr, render
@@ -99,6 +99,10 @@ def test_bake_fidelity_and_sh_gain():
 def test_bake_lod_and_errors():
     model = synthetic_model(500, 3, seed=2, attribute_coding="raw")
     assert len(bake(model, lod=1, sh_degree=0, num_views=8)) <= 10 * model.num_anchors(1)
+    replaced = dataclasses.replace(model, refine=Refinement.REPLACE)
+    add, rep = (bake(m, lod=3, sh_degree=0, num_views=8, distance=3.0) for m in (model, replaced))
+    assert 0 < len(rep) < len(add)              # REPLACE bakes only the drawn anchors (9.1)
+    assert np.isin(rep.means, add.means).all()
     with pytest.raises(SplatsError, match="SH degree"):
         bake(model, sh_degree=4)
 

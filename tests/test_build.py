@@ -102,6 +102,12 @@ def test_raw_coding_and_float16_mlps():
     stored = result.model.gaussian_mlps.opacity.biases[0]
     assert stored[0] == np.float32(np.float16(0.1)) != np.float32(0.1)
     assert progs_codec.decode(progs_codec.encode(result.model)) == result.model
+    replaced = build_model(frame=frame, levels=arrays, hash_grid=None, context_layers=None,
+                           base_steps=None, gaussian_mlps=mlps,
+                           refine=progs_codec.Refinement.REPLACE).model
+    assert replaced.refine is progs_codec.Refinement.REPLACE
+    stream = progs_codec.encode(replaced)
+    assert stream[8:10] == bytes([1, 1]) and progs_codec.decode(stream) == replaced
     big = GaussianMLPs(mlp(n_in, k), mlp(n_in, 3 * k),
                        MLP(weights=(np.full((8, n_in), 1e6, np.float32),
                                     np.zeros((7 * k, 8), np.float32)),

@@ -150,3 +150,25 @@ def test_entropy_model_not_from_a_stream_is_refused():
     model = synthetic_model(60, 1, seed=6, dims=DIMS, gaussian_mlps=False)
     with pytest.raises(ValueError):
         canonical_dump(model)
+
+
+def test_rndr_record_only_for_streams_with_the_rendering_part(stream):
+    """Spec 10.2: RNDR after GMLP exactly when the stream carries part 5 (minor version >= 1),
+    so that the dump of every 1.0 stream is unchanged."""
+    import dataclasses
+
+    from progs_codec import Refinement
+    from progs_codec.tools.canonical import decode_to_dump
+
+    assert "RNDR" not in [r.name for r in split_dump(decode_to_dump(stream, 3))]
+    model = dataclasses.replace(decode(stream), refine=Refinement.REPLACE)
+    replaced = encode(model)
+    records = split_dump(decode_to_dump(replaced, 2))
+    assert [r.name for r in records[:4]] == ["FRAM", "GMLP", "RNDR", "STRC 1"]
+    assert records[2].payload == b"\x01" and records[2].level == 0
+    assert canonical_dump(model) == decode_to_dump(replaced, 3)
+    # a 1.1 stream with refine 0 still carries part 5: the record says 0
+    assert split_dump(canonical_dump(decode(stream), rendering=True))[2].payload == b"\x00"
+    with pytest.raises(DumpError, match="RNDR"):
+        split_dump(DUMP_MAGIC + b"".join(r.to_bytes() for r in records[:2] + records[3:4]
+                                         + records[2:3]))

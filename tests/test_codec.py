@@ -129,6 +129,26 @@ def test_truncated_model_encodes_alone():
         encode(part)
 
 
+@pytest.mark.parametrize("coding", ["raw", "entropy"])
+def test_refine_round_trips_and_add_streams_stay_1_0(coding):
+    """REPLACE models are 1.1 streams with part 5 (spec 3.5); ADD models give the very bytes
+    of version 1.0 (no part 5, minor_version 0)."""
+    import dataclasses
+
+    from progs_codec import Refinement
+
+    model = synthetic_model(300, 3, seed=7, attribute_coding=coding)
+    add = encode(model)
+    rep = encode(dataclasses.replace(model, refine=Refinement.REPLACE))
+    assert add[8:10] == bytes([1, 0]) and rep[8:10] == bytes([1, 1])
+    assert len(rep) == len(add) + 5                         # u32 length + 1 byte
+    decoded = decode(rep)
+    assert decoded.refine is Refinement.REPLACE and decode(add).refine is Refinement.ADD
+    assert encode(decoded) == rep and encode(decode(add)) == add
+    assert decode(rep, max_lod=2).refine is Refinement.REPLACE
+    assert encode(decode(rep, max_lod=2).truncated(2))[8:10] == bytes([1, 1])
+
+
 # --- bad input: every error names what is wrong -------------------------------------------
 
 def test_every_single_bit_flip_is_an_error(small_stream):
@@ -167,8 +187,13 @@ def test_unknown_optional_chunk_is_skipped_critical_is_not(small_stream):
 def test_unsupported_version(small_stream):
     with pytest.raises(UnsupportedError):
         decode(progs_codec.MAGIC + b"\x02\x00" + small_stream[FILE_HEADER_SIZE:])
-    # A newer minor version is readable.
-    assert decode(progs_codec.MAGIC + b"\x01\x05" + small_stream[FILE_HEADER_SIZE:]).lod == 3
+    # A newer minor version is readable: it carries part 5 (spec 3.5), a 1.0 HEAD does not.
+    import dataclasses
+
+    newer = encode(dataclasses.replace(decode(small_stream), refine=progs_codec.Refinement.REPLACE))
+    assert decode(progs_codec.MAGIC + b"\x01\x05" + newer[FILE_HEADER_SIZE:]).lod == 3
+    with pytest.raises(FormatError, match="before part rendering"):
+        decode(progs_codec.MAGIC + b"\x01\x05" + small_stream[FILE_HEADER_SIZE:])
 
 
 def test_bad_magic():

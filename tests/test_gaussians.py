@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from progs_codec.errors import ModelError
-from progs_codec.model import MLP, AttributeDims, GaussianMLPs
+from progs_codec.model import MLP, AttributeDims, GaussianMLPs, Refinement
 from progs_codec.render.gaussians import (
     anchor_inputs,
     evaluate_anchors,
@@ -80,6 +80,26 @@ def test_lods_and_view_dependence():
         generate_gaussians(model, np.zeros(3), lod=4)
 
 
+def test_replace_draws_only_the_leaves_of_the_lod():
+    """REPLACE (spec 3.5, 9.1): LoD k draws level k and the coarser anchors without a child;
+    the Gaussians are exactly the ADD ones of those anchors."""
+    add = synthetic_model(600, 3, seed=3, attribute_coding="raw")
+    rep = dataclasses.replace(add, refine=Refinement.REPLACE)
+    center = np.array([0.1, 0.2, -3.0])
+    for lod in (1, 2, 3):
+        a, r = generate_gaussians(add, center, lod=lod), generate_gaussians(rep, center, lod=lod)
+        leaves = np.flatnonzero(rep.drawn(lod))
+        assert np.isin(r.anchor_index, leaves).all()
+        keep = np.isin(a.anchor_index, leaves)
+        if lod > 1:
+            assert not keep.all()          # the coarse anchors with children are gone
+        for field in ("means", "scales", "quats", "opacities", "colors", "anchor_index",
+                      "offset_index"):
+            assert np.array_equal(getattr(r, field), getattr(a, field)[keep]), field
+    assert np.array_equal(generate_gaussians(rep, center, lod=1).means,
+                          generate_gaussians(add, center, lod=1).means)
+
+
 def test_model_errors():
     with pytest.raises(ModelError, match="no Gaussian-generation MLPs"):
         generate_gaussians(synthetic_model(50, 1, attribute_coding="raw", gaussian_mlps=False),
@@ -109,6 +129,10 @@ def test_torch_twin_matches_numpy(use_distance):
             t(model.attributes("offsets")), t(center), opacity_mlp=mlp_to_torch(mlps.opacity),
             color_mlp=mlp_to_torch(mlps.color), covariance_mlp=mlp_to_torch(mlps.covariance),
             use_distance=mlps.use_distance)
+    _assert_close(ref, out)
+
+
+def _assert_close(ref, out):
     # Keep only Gaussians both sides kept (an opacity within rounding of 0 may differ).
     key = lambda g: np.asarray(g.anchor_index) * 1000 + np.asarray(g.offset_index)  # noqa: E731
     common, i_ref, i_out = np.intersect1d(key(ref), key(out), return_indices=True)
@@ -116,3 +140,21 @@ def test_torch_twin_matches_numpy(use_distance):
     for field in ("means", "scales", "quats", "opacities", "colors"):
         a, b = getattr(ref, field)[i_ref], getattr(out, field).numpy()[i_out]
         assert np.abs(a - b).max() < 1e-5, field
+
+
+def test_torch_twin_takes_the_drawn_mask():
+    torch = pytest.importorskip("torch")
+    model = dataclasses.replace(synthetic_model(500, 3, seed=6, attribute_coding="raw"),
+                                refine=Refinement.REPLACE)
+    center = np.array([0.3, -0.2, -2.5], np.float32)
+    ref = generate_gaussians(model, center, lod=3)
+    mlps = model.gaussian_mlps
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))  # noqa: E731
+    with torch.no_grad():
+        out = generate_gaussians_torch(
+            t(model.positions()), t(model.attributes("feature")), t(model.attributes("scaling")),
+            t(model.attributes("offsets")), t(center), opacity_mlp=mlp_to_torch(mlps.opacity),
+            color_mlp=mlp_to_torch(mlps.color), covariance_mlp=mlp_to_torch(mlps.covariance),
+            drawn=torch.from_numpy(model.drawn(3)))
+    assert np.isin(out.anchor_index.numpy(), np.flatnonzero(model.drawn(3))).all()
+    _assert_close(ref, out)

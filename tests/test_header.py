@@ -5,9 +5,11 @@ import struct
 import numpy as np
 import pytest
 
-from progs_codec.errors import FormatError, LimitError
+import dataclasses
+
+from progs_codec.errors import FormatError, LimitError, UnsupportedError
 from progs_codec.format.header import AttributeCoding, Header, TocEntry, parse_header, write_header
-from progs_codec.model import AttributeDims, CoordinateConvention, SceneFrame
+from progs_codec.model import AttributeDims, CoordinateConvention, Refinement, SceneFrame
 from progs_codec.testing import random_gaussian_mlps
 
 DIMS = AttributeDims(8, 6, 3)
@@ -50,3 +52,30 @@ def test_part_lengths_are_checked():
         parse_header(bytes(payload))
     with pytest.raises(FormatError, match="gaussian_mlps"):
         parse_header(write_header(header())[:-2])
+
+
+@pytest.mark.parametrize("refine", list(Refinement))
+def test_rendering_part_round_trip(refine):
+    """Part 5 (spec 3.5) is written and read for minor version 1."""
+    h = dataclasses.replace(header(), refine=refine, minor_version=1)
+    payload = write_header(h)
+    assert payload == write_header(dataclasses.replace(header(), minor_version=1, refine=refine))
+    parsed = parse_header(payload, minor_version=1)
+    assert parsed.refine is refine and parsed.part_sizes["rendering"] == 1
+    assert parse_header(payload + struct.pack("<I", 2) + b"7!", minor_version=3).refine is refine
+
+
+def test_rendering_part_is_read_only_from_minor_version_1():
+    one = struct.pack("<I", 1) + b"\x01"
+    parsed = parse_header(write_header(header()) + one)            # a 1.0 stream: ignored
+    assert parsed.refine is Refinement.ADD and "rendering" not in parsed.part_sizes
+    with pytest.raises(FormatError, match="rendering") as info:
+        parse_header(write_header(header()), minor_version=1)     # missing
+    assert info.value.field == "rendering"
+    with pytest.raises(FormatError, match="rendering part holds 2 bytes"):
+        parse_header(write_header(header()) + struct.pack("<I", 2) + b"\x01\x00",
+                     minor_version=1)
+    with pytest.raises(UnsupportedError, match="refine 2"):
+        parse_header(write_header(header()) + struct.pack("<I", 1) + b"\x02", minor_version=1)
+    with pytest.raises(ValueError, match="minor version 1"):
+        write_header(dataclasses.replace(header(), refine=Refinement.REPLACE))

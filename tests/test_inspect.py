@@ -34,8 +34,8 @@ def test_json_contract(stream, capsys, tmp_path):
     path.write_bytes(stream)
     assert main(["inspect", "--json", str(path)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"version", "total_bytes", "header_bytes", "levels"} <= out.keys()
-    assert out["version"] == "1.0"
+    assert {"version", "total_bytes", "header_bytes", "levels", "refine"} <= out.keys()
+    assert out["version"] == "1.0" and out["refine"] == "add"
     assert set(out["header_bytes"]) == {"hash_grid", "context_mlp", "gaussian_mlps", "other"}
     assert out["pending"] is None
     total = 0
@@ -46,6 +46,24 @@ def test_json_contract(stream, capsys, tmp_path):
         assert lv["lod_anchors"] == total           # LoD anchors: levels 1..lod
         assert lv["structure_mode"] in ("fixed", "occupancy")
         assert set(lv["attribute_bytes"]) == {"feature", "scaling", "offsets"}
+
+
+def test_refine_is_reported(capsys, tmp_path):
+    import dataclasses
+
+    from progs_codec import Refinement
+
+    model = dataclasses.replace(synthetic_model(200, 2, seed=6, attribute_coding="raw"),
+                                refine=Refinement.REPLACE)
+    path = tmp_path / "r.progs"
+    path.write_bytes(encode(model))
+    info = inspect(path)
+    assert info.version == (1, 1) and info.refine is Refinement.REPLACE
+    assert "refine replace" in format_info(info)
+    assert main(["inspect", "--json", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["refine"] == "replace" and out["version"] == "1.1"
+    assert "refine add" in format_info(inspect(encode(synthetic_model(50, 1, seed=1))))
 
 
 def test_prefix_and_text(stream):

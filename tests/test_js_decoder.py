@@ -1,6 +1,7 @@
 """The JavaScript decoder in web/ (a third implementation written from spec/): its own tests
 (`node --test web/test/`) and the whole conformance suite through the runner, as CI runs the
-two Python decoders. Skips when node is not installed."""
+two Python decoders. Skips when node is not installed or when web/ is absent (it is not under
+version control: a worktree has none)."""
 
 import json
 import os
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = [pytest.mark.skipif(NODE is None, reason="node is not installed"),
+              pytest.mark.skipif(not (WEB / "bin" / "progs-dump.mjs").is_file(),
+                                 reason="web/ (the JavaScript decoder) is not in this checkout")]
 
 
 def _runner():

@@ -21,6 +21,8 @@ def write_dump(decoded):
         mlp = struct.pack("<BH", flags, hidden) + b"".join(a.astype("<f4").tobytes()
                                                            for a in arrays)
     out.append(_record(b"GMLP", mlp))
+    if h.refine is not None:
+        out.append(_record(b"RNDR", bytes([h.refine])))
     origin = np.array(h.origin, np.float64)
     for lv in decoded.levels:
         n = len(lv.coords)

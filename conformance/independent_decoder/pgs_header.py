@@ -30,15 +30,19 @@ class Head:
     toc: tuple
     mlps: object            # None, or (flags, hidden_width, [12 float32 arrays])
     entropy: object         # None for raw coding, else the chapter 5-6 model
+    refine: object          # None for a 1.0 stream (no rendering part), else 0 or 1 (3.5)
 
     @property
     def group_channels(self):
         return (self.feature_dim, self.scaling_dim, 3 * self.num_offsets)
 
 
-def _parts(payload):
+def _parts(payload, minor):
+    names = ["frame", "toc", "hash_grid", "context_mlp", "gaussian_mlps"]
+    if minor >= 1:
+        names.append("rendering")      # part 5, version 1.1 (3, 3.5)
     parts, pos = [], 0
-    for name in ("frame", "toc", "hash_grid", "context_mlp", "gaussian_mlps"):
+    for name in names:
         if pos + 4 > len(payload):
             fail(f"HEAD payload ends before the length of part {name}")
         (n,) = struct.unpack_from("<I", payload, pos)
@@ -46,7 +50,7 @@ def _parts(payload):
             fail(f"part {name} declares {n} bytes past the HEAD payload", "limit")
         parts.append(payload[pos + 4:pos + 4 + n])
         pos += 4 + n
-    return parts   # bytes after the five parts are ignored (3)
+    return parts   # bytes after the parts of the stream's minor version are ignored (3)
 
 
 def _frame(part):
@@ -105,8 +109,17 @@ def _mlps(part, feature_dim, num_offsets):
     return flags, hidden, arrays
 
 
-def parse_head(payload):
-    frame_part, toc_part, grid_part, context_part, mlp_part = _parts(payload)
+def _rendering(part):
+    if len(part) != 1:
+        fail("rendering part is not 1 byte")
+    if part[0] > 1:
+        fail(f"refine {part[0]} is reserved", "unsupported")
+    return part[0]
+
+
+def parse_head(payload, minor):
+    parts = _parts(payload, minor)
+    frame_part, toc_part, grid_part, context_part, mlp_part = parts[:5]
     frame = _frame(frame_part)
     levels = frame["num_levels"]
     if len(toc_part) != 16 * levels:
@@ -120,4 +133,5 @@ def parse_head(payload):
         from pgs_entropy import parse_entropy_parts
         entropy = parse_entropy_parts(grid_part, context_part, frame)
     mlps = _mlps(mlp_part, frame["feature_dim"], frame["num_offsets"])
-    return Head(toc=toc, mlps=mlps, entropy=entropy, **frame)
+    refine = _rendering(parts[5]) if minor >= 1 else None
+    return Head(toc=toc, mlps=mlps, entropy=entropy, refine=refine, **frame)

@@ -62,7 +62,7 @@ def decode_file(data, max_lod):
         if decoded is None:
             if ctype != b"HEAD":
                 fail("the first chunk is not HEAD")
-            decoded = Decoded(parse_head(payload))
+            decoded = Decoded(parse_head(payload, data[9]))
             continue
         head = decoded.head
         wanted = min(max_lod, head.num_levels)

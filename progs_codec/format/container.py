@@ -30,7 +30,9 @@ __all__ = [
 ]
 
 MAGIC = b"\x89PGS\r\n\x1a\n"
-VERSION = (1, 0)
+#: The newest format version this package reads and writes (spec 2.1). Streams are written
+#: as 1.0 unless they use a 1.1 feature (a ``rendering`` part, spec 3.5).
+VERSION = (1, 1)
 FILE_HEADER_SIZE = len(MAGIC) + 2
 #: type (4) + length (4) + crc (4)
 CHUNK_OVERHEAD = 12
@@ -65,8 +67,9 @@ def is_critical(chunk_type: bytes) -> bool:
     return not chunk_type[0] & 0x20
 
 
-def write_file_header(version: tuple[int, int] = VERSION) -> bytes:
-    """Magic and version (spec 2.1)."""
+def write_file_header(version: tuple[int, int] = (1, 0)) -> bytes:
+    """Magic and version (spec 2.1); 1.0 unless the stream uses a feature of a later minor
+    version."""
     return MAGIC + bytes(version)
 
 

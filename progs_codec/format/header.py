@@ -10,14 +10,15 @@ from enum import IntEnum
 import numpy as np
 
 from ..entropy.model import EntropyModel, parse_entropy_model
-from ..errors import FormatError, LimitError
-from ..model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, SceneFrame
+from ..errors import FormatError, LimitError, UnsupportedError
+from ..model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, Refinement, SceneFrame
 
 __all__ = [
     "AttributeCoding",
     "TocEntry",
     "Header",
     "HEADER_PARTS",
+    "header_parts",
     "MAX_LEVELS",
     "MAX_BASE_DEPTH",
     "MAX_DEPTH",
@@ -28,8 +29,16 @@ __all__ = [
     "mlp_shapes",
 ]
 
-#: Part names of the HEAD payload, in stream order (spec 3).
-HEADER_PARTS = ("frame", "toc", "hash_grid", "context_mlp", "gaussian_mlps")
+#: Part names of the HEAD payload, in stream order (spec 3): the five of version 1.0, then
+#: ``rendering`` (spec 3.5), which streams of minor version 1 and later carry.
+HEADER_PARTS = ("frame", "toc", "hash_grid", "context_mlp", "gaussian_mlps", "rendering")
+_RENDERING = struct.Struct("<B")
+
+
+def header_parts(minor_version: int) -> tuple[str, ...]:
+    """The parts a stream of ``minor_version`` carries and a decoder reads (spec 3); any
+    bytes after them are ignored."""
+    return HEADER_PARTS if minor_version >= 1 else HEADER_PARTS[:5]
 
 MAX_LEVELS = 16
 MAX_BASE_DEPTH = 16
@@ -67,6 +76,8 @@ class Header:
 
     ``entropy_model`` is the parsed hash grid and context model (chapter 5, 6) or ``None`` for
     raw attribute coding; ``part_sizes`` maps each part name to its byte length in the stream.
+    ``minor_version`` is the stream's (spec 2.1): 1 or more when it carries the ``rendering``
+    part, which holds ``refine`` (spec 3.5); ``refine`` is ``ADD`` for a 1.0 stream.
     """
 
     frame: SceneFrame
@@ -76,6 +87,8 @@ class Header:
     gaussian_mlps: GaussianMLPs | None
     entropy_model: EntropyModel | None
     part_sizes: dict[str, int]
+    refine: Refinement = Refinement.ADD
+    minor_version: int = 0
 
 
 def frame_problems(frame: SceneFrame, dims: AttributeDims) -> list[tuple[str, str]]:
@@ -169,15 +182,20 @@ def write_header(header: Header, entropy_parts: tuple[bytes, bytes] = (b"", b"")
                              int(header.attribute_coding), dims.feature, dims.scaling,
                              dims.num_offsets, 0)
     toc_part = b"".join(_TOC_ENTRY.pack(e.offset, e.size, e.anchor_count) for e in header.toc)
-    parts = (frame_part, toc_part, *entropy_parts,
-             _write_gaussian_mlps(header.gaussian_mlps, dims))
+    parts = [frame_part, toc_part, *entropy_parts,
+             _write_gaussian_mlps(header.gaussian_mlps, dims)]
+    if header.minor_version >= 1:
+        parts.append(_RENDERING.pack(int(header.refine)))
+    elif header.refine != Refinement.ADD:
+        raise ValueError("refine REPLACE needs the rendering part of minor version 1")
     return b"".join(_PART_LENGTH.pack(len(p)) + p for p in parts)
 
 
-def split_parts(payload: bytes) -> dict[str, bytes]:
-    """Cut the ``HEAD`` payload into its named parts (spec 3); trailing bytes are ignored."""
+def split_parts(payload: bytes, minor_version: int = 0) -> dict[str, bytes]:
+    """Cut the ``HEAD`` payload into the named parts a stream of ``minor_version`` carries
+    (spec 3); bytes after them are ignored."""
     parts, pos = {}, 0
-    for name in HEADER_PARTS:
+    for name in header_parts(minor_version):
         if pos + 4 > len(payload):
             raise FormatError(f"HEAD payload ends before part {name}", chunk="HEAD", field=name)
         (length,) = _PART_LENGTH.unpack_from(payload, pos)
@@ -189,13 +207,26 @@ def split_parts(payload: bytes) -> dict[str, bytes]:
     return parts
 
 
-def parse_header(payload: bytes) -> Header:
-    """Parse and check the ``HEAD`` payload (spec 3).
+def _parse_rendering(part: bytes) -> Refinement:
+    """Part ``rendering`` (spec 3.5): exactly one byte, ``refine``."""
+    if len(part) != _RENDERING.size:
+        raise FormatError(f"rendering part holds {len(part)} bytes, expected {_RENDERING.size}",
+                          chunk="HEAD", field="rendering")
+    (refine,) = _RENDERING.unpack(part)
+    if refine not in tuple(Refinement):
+        raise UnsupportedError(f"refine {refine} is reserved for later versions (0 = add, "
+                               f"1 = replace)", chunk="HEAD", field="rendering.refine")
+    return Refinement(refine)
+
+
+def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
+    """Parse and check the ``HEAD`` payload of a stream of ``minor_version`` (spec 3).
 
     Raises:
         FormatError: a part has the wrong size or a field breaks its rule; the error names it.
+        UnsupportedError: a value reserved for later versions (``refine``).
     """
-    parts = split_parts(payload)
+    parts = split_parts(payload, minor_version)
     if len(parts["frame"]) != _FRAME.size:
         raise FormatError(f"frame part holds {len(parts['frame'])} bytes, expected {_FRAME.size}",
                           chunk="HEAD", field="frame")
@@ -227,7 +258,9 @@ def parse_header(payload: bytes) -> Header:
             if parts[name]:
                 raise FormatError(f"part {name} must be empty with raw attribute coding",
                                   chunk="HEAD", field=name)
+    gaussian_mlps = _parse_gaussian_mlps(parts["gaussian_mlps"], dims)
+    refine = _parse_rendering(parts["rendering"]) if "rendering" in parts else Refinement.ADD
     return Header(frame=frame, dims=dims, attribute_coding=coding, toc=toc,
-                  gaussian_mlps=_parse_gaussian_mlps(parts["gaussian_mlps"], dims),
-                  entropy_model=entropy_model,
-                  part_sizes={name: len(part) for name, part in parts.items()})
+                  gaussian_mlps=gaussian_mlps, entropy_model=entropy_model,
+                  part_sizes={name: len(part) for name, part in parts.items()},
+                  refine=refine, minor_version=minor_version)

@@ -114,7 +114,7 @@ class ChunkWalker:
         if chunk.type != HEAD:
             raise FormatError(f"first chunk is {chunk.name}, expected HEAD", chunk=chunk.name,
                               field="type", offset=chunk.offset)
-        header = parse_header(chunk.payload)
+        header = parse_header(chunk.payload, minor_version=self._reader.version[1])
         if self.max_anchors is not None:
             lod = header.frame.num_levels if self.max_lod is None else \
                 min(self.max_lod, header.frame.num_levels)

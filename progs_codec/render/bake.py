@@ -4,9 +4,10 @@ A ProGS model's Gaussians change with the camera: the MLPs see the viewing direc
 distance. Plain 3DGS viewers want one fixed set of Gaussians with spherical-harmonic colour.
 :func:`bake` samples the MLPs over ``M`` viewing directions and fits:
 
-- **Which Gaussians**: all ``K`` offsets of every anchor are evaluated for every direction (the
-  set a camera keeps changes with the view, so none is chosen per view). In view ``m`` a
-  Gaussian is drawn with opacity ``w_m = max(tanh(.), 0)``.
+- **Which Gaussians**: all ``K`` offsets of every drawn anchor (``model.drawn(lod)``: every
+  anchor with ``Refinement.ADD``, the leaves of the cut at ``lod`` with ``REPLACE``) are
+  evaluated for every direction (the set a camera keeps changes with the view, so none is
+  chosen per view). In view ``m`` a Gaussian is drawn with opacity ``w_m = max(tanh(.), 0)``.
 - **Opacity**: the mean of ``w_m`` over the views; Gaussians whose mean is below 1/255 are
   dropped (gsplat culls them anyway).
 - **Position**: exact, offsets do not depend on the view.
@@ -123,18 +124,20 @@ def bake(model: ProgsModel, *, lod: int | None = None, sh_degree: int = 3,
         distance: viewing distance fed to the MLPs (default: the scene's framing distance).
 
     Returns:
-        :class:`Splats` with one Gaussian per (anchor, offset) of mean opacity >= 1/255, in
-        anchor-major order.
+        :class:`Splats` with one Gaussian per (drawn anchor, offset) of mean opacity >= 1/255,
+        in anchor-major order; the drawn anchors are ``model.drawn(lod)`` (``model.refine``).
     """
     mlps = _check_model(model)
     if not 0 <= sh_degree <= 3:
         raise SplatsError(f"SH degree must be 0..3, got {sh_degree}")
-    anchors = model.positions(lod)
-    feature = model.attributes("feature", lod)
-    scaling = model.attributes("scaling", lod)
-    offsets = model.attributes("offsets", lod)
+    drawn = model.drawn(lod)            # REPLACE: the leaves of the cut at ``lod`` (spec 9.1)
+    everything = model.positions(lod)
+    anchors = everything[drawn]
+    feature = model.attributes("feature", lod)[drawn]
+    scaling = model.attributes("scaling", lod)[drawn]
+    offsets = model.attributes("offsets", lod)[drawn]
     if distance is None:
-        distance = framing_distance(scene_sphere(anchors)[1]) if len(anchors) else 1.0
+        distance = framing_distance(scene_sphere(everything)[1]) if len(anchors) else 1.0
     dirs = fibonacci_sphere(num_views)
     view_part = np.concatenate([dirs, np.full((num_views, int(mlps.use_distance)), distance)], 1)
     parts = []

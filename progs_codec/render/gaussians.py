@@ -1,6 +1,8 @@
 """Neural Gaussians: Scaffold-GS generation from decoded anchors (spec 9.1, informative).
 
-Each anchor of LoD ``k`` spawns ``K`` Gaussians whose opacity, colour, scale and rotation come
+Each anchor of LoD ``k`` that is drawn (:meth:`~progs_codec.model.ProgsModel.drawn`: all of
+them with ``Refinement.ADD``, the leaves of the octree cut at level ``k`` with
+``Refinement.REPLACE``) spawns ``K`` Gaussians whose opacity, colour, scale and rotation come
 from the stream's generation MLPs (spec 3.4) evaluated on the anchor's feature and the viewing
 direction and distance; their centres come from the anchor's offsets. See spec 9.1 for the
 equations. :func:`generate_gaussians` is the numpy version (no torch on the decode path);
@@ -128,20 +130,27 @@ def generate_gaussians(model: ProgsModel, camera_center: np.ndarray, *,
                        lod: int | None = None) -> NeuralGaussians:
     """The Gaussians of LoD ``lod`` seen from ``camera_center`` (spec 9.1), numpy.
 
+    Only the anchors that ``model.drawn(lod)`` marks spawn Gaussians (``model.refine``).
+
     Args:
         model: a model with generation MLPs and 6 scaling channels.
         camera_center: ``[3]`` camera centre in world coordinates.
         lod: levels ``1..lod`` (default: all decoded levels).
 
+    Returns:
+        :class:`NeuralGaussians`; ``anchor_index`` indexes the anchors of levels ``1..lod``
+        in LoD order (``model.positions(lod)``), drawn or not.
+
     Raises:
         ModelError: no MLPs, LoD not available, or unsupported dimensions.
     """
     mlps = _check_model(model)
-    anchors = model.positions(lod)
-    inputs = anchor_inputs(anchors, model.attributes("feature", lod), camera_center,
+    drawn = np.flatnonzero(model.drawn(lod))
+    anchors = model.positions(lod)[drawn]
+    inputs = anchor_inputs(anchors, model.attributes("feature", lod)[drawn], camera_center,
                            use_distance=mlps.use_distance)
-    dense = evaluate_anchors(anchors, inputs, model.attributes("scaling", lod),
-                             model.attributes("offsets", lod), mlps)
+    dense = evaluate_anchors(anchors, inputs, model.attributes("scaling", lod)[drawn],
+                             model.attributes("offsets", lod)[drawn], mlps)
     anchor_index, offset_index = np.nonzero(dense.opacities > 0)
     return NeuralGaussians(
         means=dense.means[anchor_index, offset_index],
@@ -149,7 +158,7 @@ def generate_gaussians(model: ProgsModel, camera_center: np.ndarray, *,
         quats=dense.quats[anchor_index, offset_index],
         opacities=dense.opacities[anchor_index, offset_index],
         colors=dense.colors[anchor_index, offset_index],
-        anchor_index=anchor_index.astype(np.int64),
+        anchor_index=drawn[anchor_index].astype(np.int64),
         offset_index=offset_index.astype(np.int64),
     )
 
@@ -174,7 +183,8 @@ def generate_gaussians_torch(anchors: Any, feature: Any, scaling: Any, offsets: 
                              camera_center: Any, *, opacity_mlp: Callable[[Any], Any],
                              color_mlp: Callable[[Any], Any],
                              covariance_mlp: Callable[[Any], Any],
-                             use_distance: bool = True) -> NeuralGaussians:
+                             use_distance: bool = True,
+                             drawn: Any | None = None) -> NeuralGaussians:
     """Spec 9.1 in torch (differentiable), the twin of :func:`generate_gaussians`.
 
     Args:
@@ -182,12 +192,24 @@ def generate_gaussians_torch(anchors: Any, feature: Any, scaling: Any, offsets: 
             camera_center: ``[3]``; all float32 tensors on one device.
         opacity_mlp, color_mlp, covariance_mlp: ``[N, I] -> [N, K | 3K | 7K]`` callables, e.g.
             :func:`mlp_to_torch` of the model's MLPs or the trainer's modules.
+        drawn: ``[N] bool`` tensor of the anchors that spawn Gaussians, as
+            :meth:`ProgsModel.drawn <progs_codec.model.ProgsModel.drawn>` gives it for the
+            model's ``refine`` (the caller knows the LoD's octree); ``None``: every anchor.
 
     Returns:
-        :class:`NeuralGaussians` of torch tensors, filtered to ``opacity > 0``.
+        :class:`NeuralGaussians` of torch tensors, filtered to ``opacity > 0``;
+        ``anchor_index`` indexes the ``N`` anchors given.
     """
     import torch
 
+    if drawn is not None:
+        rows = torch.nonzero(torch.as_tensor(drawn, device=anchors.device), as_tuple=True)[0]
+        g = generate_gaussians_torch(anchors[rows], feature[rows], scaling[rows], offsets[rows],
+                                     camera_center, opacity_mlp=opacity_mlp,
+                                     color_mlp=color_mlp, covariance_mlp=covariance_mlp,
+                                     use_distance=use_distance)
+        return NeuralGaussians(g.means, g.scales, g.quats, g.opacities, g.colors,
+                               rows[g.anchor_index], g.offset_index)
     n, k = offsets.shape[:2]
     v = anchors - camera_center
     dist = torch.linalg.vector_norm(v, dim=1, keepdim=True)

@@ -2,7 +2,8 @@
 
 Any decoder can write the dump, so two decoders agree exactly when their dumps' SHA-256
 digests do; conformance (``conformance/``) compares digests. The dump is a sequence of
-records ``tag | u64 length | payload``: ``FRAM``, ``GMLP``, then per decoded level ``STRC``,
+records ``tag | u64 length | payload``: ``FRAM``, ``GMLP``, ``RNDR`` (only for streams that
+carry the ``rendering`` part, version 1.1 and later), then per decoded level ``STRC``,
 ``POSN``, (entropy coding only) ``CTXT`` and ``SYMB``, and ``ATTR``. The dump of LoD ``k`` is
 a prefix of the dump of LoD ``k + 1``. Everything is computed from a decoded
 :class:`~progs_codec.model.ProgsModel`: contexts are recomputed from the structure (spec 6)
@@ -37,7 +38,7 @@ from ..errors import (
     TruncatedError,
     UnsupportedError,
 )
-from ..model import ATTRIBUTE_GROUPS, ProgsModel
+from ..model import ATTRIBUTE_GROUPS, ProgsModel, Refinement
 
 __all__ = [
     "DUMP_MAGIC",
@@ -58,6 +59,9 @@ _STRC_HEAD = struct.Struct("<II")
 _GMLP_HEAD = struct.Struct("<BH")
 #: Tags of the records that belong to a level, in dump order (spec 10.2).
 LEVEL_TAGS = ("STRC", "POSN", "CTXT", "SYMB", "ATTR")
+#: Tags of the records before the levels: always ``FRAM`` and ``GMLP``, then ``RNDR`` when
+#: the stream carries the ``rendering`` part (spec 3.5, 10.2).
+GLOBAL_TAGS = ("FRAM", "GMLP", "RNDR")
 
 
 class DumpError(ProgsError, ValueError):
@@ -146,26 +150,32 @@ def _level_records(model: ProgsModel, k: int) -> list[Record]:
     return records
 
 
-def canonical_records(model: ProgsModel) -> list[Record]:
+def canonical_records(model: ProgsModel, *, rendering: bool | None = None) -> list[Record]:
     """The records of the dump of ``model``'s decoded levels (spec 10.2).
 
     Args:
         model: a decoded model (as :func:`progs_codec.decode` returns it); every level in
             ``model.levels`` is dumped.
+        rendering: whether the stream carried the ``rendering`` part (spec 3.5), which the
+            ``RNDR`` record reports; default: what :func:`progs_codec.encode` writes for
+            ``model``, i.e. only for ``Refinement.REPLACE``.
 
     Raises:
         ValueError: an entropy-coded model whose values are not dequantized symbols (it was
             not decoded from a stream).
     """
     records = [_frame_record(model, int(model.entropy_model is not None)), _mlp_record(model)]
+    if model.refine != Refinement.ADD if rendering is None else rendering:
+        records.append(Record("RNDR", 0, bytes([int(model.refine)])))
     for k in range(1, model.lod + 1):
         records += _level_records(model, k)
     return records
 
 
-def canonical_dump(model: ProgsModel) -> bytes:
+def canonical_dump(model: ProgsModel, *, rendering: bool | None = None) -> bytes:
     """The canonical dump (spec 10): magic, then the records of :func:`canonical_records`."""
-    return DUMP_MAGIC + b"".join(r.to_bytes() for r in canonical_records(model))
+    return DUMP_MAGIC + b"".join(r.to_bytes()
+                                 for r in canonical_records(model, rendering=rendering))
 
 
 def split_dump(data: bytes) -> list[Record]:
@@ -187,12 +197,15 @@ def split_dump(data: bytes) -> list[Record]:
             raise DumpError(f"record {tag} declares {length} bytes, {len(data) - pos} remain")
         if tag == "STRC":
             level += 1
-        expected = ("FRAM", "GMLP")[len(records)] if len(records) < 2 else None
-        if (expected and tag != expected) or (not expected and tag not in LEVEL_TAGS) \
-                or (not expected and level == 0):
+        if len(records) < 2:
+            allowed = (GLOBAL_TAGS[len(records)],)
+        elif level == 0:
+            allowed = ("RNDR",) if len(records) == 2 else ()
+        else:
+            allowed = LEVEL_TAGS
+        if tag not in allowed:
             raise DumpError(f"unexpected record {tag!r} at byte {pos - _RECORD_HEAD.size}")
-        records.append(Record(tag, 0 if tag in ("FRAM", "GMLP") else level,
-                              data[pos: pos + length]))
+        records.append(Record(tag, 0 if tag in GLOBAL_TAGS else level, data[pos: pos + length]))
         pos += length
     return records
 
@@ -214,9 +227,12 @@ def error_class(error: ProgsError) -> str:
 
 def decode_to_dump(stream: bytes, max_lod: int) -> bytes:
     """Decode LoD ``max_lod`` (capped by the stream's levels) and return its dump."""
-    from ..codec import decode
+    from ..codec import Decoder
 
-    return canonical_dump(decode(stream, max_lod=max_lod))
+    decoder = Decoder(max_lod=max_lod)
+    decoder.feed(bytes(stream))
+    model = decoder.close()
+    return canonical_dump(model, rendering=decoder.header.minor_version >= 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

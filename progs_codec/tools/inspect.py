@@ -14,7 +14,7 @@ from ..format.container import CHUNK_OVERHEAD, FILE_HEADER_SIZE, LEVL
 from ..format.header import AttributeCoding
 from ..format.level import STRUCTURE_FIXED, STRUCTURE_OCCUPANCY
 from ..format.walker import ChunkWalker
-from ..model import ATTRIBUTE_GROUPS, AttributeDims, SceneFrame
+from ..model import ATTRIBUTE_GROUPS, AttributeDims, Refinement, SceneFrame
 
 __all__ = ["LevelInfo", "PendingChunk", "StreamInfo", "inspect", "format_info"]
 
@@ -75,6 +75,7 @@ class StreamInfo:
     optional_chunks: list[tuple[str, int]]
     complete: bool
     pending: PendingChunk | None = None
+    refine: Refinement = Refinement.ADD
 
     def to_dict(self) -> dict:
         """The stable JSON contract of ``inspect --json``."""
@@ -89,6 +90,7 @@ class StreamInfo:
             "dims": {"feature": self.dims.feature, "scaling": self.dims.scaling,
                      "num_offsets": self.dims.num_offsets},
             "attribute_coding": self.attribute_coding.name.lower(),
+            "refine": self.refine.name.lower(),
             "header_bytes": dict(self.header_bytes),
             "levels": [{"lod": lv.lod, "anchors": lv.anchors, "lod_anchors": lv.lod_anchors,
                         "bytes": lv.bytes,
@@ -141,7 +143,7 @@ def inspect(stream: Stream) -> StreamInfo:
     return StreamInfo(version=walker.version, total_bytes=len(data), frame=header.frame,
                       dims=header.dims, attribute_coding=header.attribute_coding,
                       header_bytes=parts, levels=levels, optional_chunks=optional,
-                      complete=walker.ended,
+                      complete=walker.ended, refine=header.refine,
                       pending=_pending(data, walker.offset, len(levels)) if walker.pending else None)
 
 
@@ -176,7 +178,7 @@ def format_info(info: StreamInfo) -> str:
         *([f"  stops inside {info.pending.describe()}"] if info.pending else []),
         f"  frame        origin ({f.origin[0]:.4g}, {f.origin[1]:.4g}, {f.origin[2]:.4g}), "
         f"root voxel {f.root_voxel_size:.4g}, base depth {f.base_depth}, "
-        f"{f.num_levels} levels, {f.convention.name} axes",
+        f"{f.num_levels} levels, {f.convention.name} axes, refine {info.refine.name.lower()}",
         f"  attributes   feature {d.feature}, scaling {d.scaling}, offsets {d.num_offsets}x3, "
         f"{info.attribute_coding.name.lower()} coding",
         f"  header       {_size(header_total)}: "
