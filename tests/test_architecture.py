@@ -228,6 +228,7 @@ THIRD_PARTY = {
     "plyfile": ({"render"}, True),
     "gsply": ({"render"}, True),
     "PIL": ({"render"}, True),
+    "matplotlib": ({"tools"}, True),
 }
 
 

@@ -235,3 +235,19 @@ def test_psnr():
     a = np.zeros((4, 4))
     assert psnr(a, a) == float("inf")
     assert np.isclose(psnr(a, a + 0.1), 20.0)
+
+
+def test_ssim_matches_the_training_twin():
+    torch = pytest.importorskip("torch")
+    from progs_codec.render.images import ssim
+    from progs_training.losses import ssim as ssim_torch
+
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 56, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype(np.float32)
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(a, b) == pytest.approx(float(ssim_torch(torch.from_numpy(a),
+                                                        torch.from_numpy(b))), abs=1e-6)
+    assert ssim(a, b) < 0.99
+    with pytest.raises(ValueError):
+        ssim(a, b[:, :-1])

@@ -35,7 +35,7 @@ from .gaussians import generate_gaussians
 from .rasterize_cpu import rasterize
 from .splats import Splats
 
-__all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "to_uint8",
+__all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "ssim", "to_uint8",
            "check_output_dir", "scene_up", "parse_up"]
 
 BACKENDS = ("auto", "cpu", "gsplat")
@@ -129,6 +129,43 @@ def psnr(a: np.ndarray, b: np.ndarray, *, peak: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB between two images of equal shape (inf if equal)."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def _gaussian_blur_same(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Separable blur of ``[H, W, C]`` with zero padding, output the input's size."""
+    r = len(taps) // 2
+    h, w = x.shape[:2]
+    padded = np.pad(x, ((r, r), (0, 0), (0, 0)))
+    rows = sum(t * padded[i:i + h] for i, t in enumerate(taps))
+    padded = np.pad(rows, ((0, 0), (r, r), (0, 0)))
+    return sum(t * padded[:, i:i + w] for i, t in enumerate(taps))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, *, window: int = 11, sigma: float = 1.5) -> float:
+    """Mean structural similarity of two ``[H, W, C]`` images in ``[0, 1]``.
+
+    As 3D Gaussian Splatting computes it (and ``progs_training.losses.ssim``): a Gaussian
+    window of ``window`` taps and standard deviation ``sigma`` per channel, zero padding at
+    the borders, ``C1 = 0.01**2``, ``C2 = 0.03**2``, the mean over pixels and channels.
+
+    Example:
+        >>> x = np.random.default_rng(0).random((16, 16, 3))
+        >>> round(ssim(x, x), 6)
+        1.0
+    """
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 3:
+        raise ValueError(f"ssim needs two [H, W, C] images of one shape, got {x.shape}, {y.shape}")
+    t = np.arange(window, dtype=np.float64) - (window - 1) / 2
+    taps = np.exp(-t * t / (2 * sigma * sigma))
+    taps /= taps.sum()
+    mx, my = _gaussian_blur_same(x, taps), _gaussian_blur_same(y, taps)
+    sxx = _gaussian_blur_same(x * x, taps) - mx * mx
+    syy = _gaussian_blur_same(y * y, taps) - my * my
+    sxy = _gaussian_blur_same(x * y, taps) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -85,6 +85,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(info.to_dict(), indent=2))
     else:
         print(format_info(info))
+    if args.plot:
+        from .plot import plot_bit_allocation
+
+        plot_bit_allocation(info, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -140,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("inspect", help="bit allocation per chunk, level and group")
     p.add_argument("file", help=".progs stream (or a prefix of one)")
     p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="also draw the bit allocation per LoD as stacked bars (needs matplotlib)")
     p.set_defaults(run=_cmd_inspect)
 
     p = commands.add_parser("decode", help="decode a stream up to a LoD")
