@@ -626,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"no teacher views or PLY for {missing} under {args.data}")
     streams = find_streams(scenes, args.streams, include_found=not args.only_given)
+    if args.update_readme and README_BEGIN not in (ROOT / "README.md").read_text():
+        raise SystemExit(f"README.md has no {README_BEGIN!r} block to update")
     args.out.mkdir(parents=True, exist_ok=True)
     args.figures.mkdir(parents=True, exist_ok=True)
 
