@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bdrate, bench_timing
 
 import bdrate  # noqa: E402
 import bench_timings  # noqa: E402
+from bench_timings import median_time  # noqa: E402
 
 import progs_codec  # noqa: E402
 from progs_codec.render import (Camera, Splats, psnr, read_ply, read_splats, render,  # noqa: E402
@@ -129,17 +130,6 @@ def measure(scene_obj, scene: Scene, *, lod: int | None = None, backend: str = "
         ssims.append(ssim(image, reference))
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
             "psnr_min": float(np.min(psnrs)), "render_s": float(np.mean(seconds))}
-
-
-def median_time(fn, repeats: int, *, warmup: bool = True) -> tuple[object, float]:
-    """``fn()``'s result and the median of ``repeats`` wall-clock timings (after one untimed
-    call, so that one-time costs such as numba's compilation in gsply are not counted)."""
-    times, out = [], fn() if warmup else None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return out, float(np.median(times))
 
 
 def importance(splats: Splats) -> np.ndarray:
@@ -248,7 +238,9 @@ def bench_peers(scene: Scene, args, tmp: Path, log) -> tuple[list[dict], dict]:
 
     order = np.argsort(-importance(teacher), kind="stable")
     ladder = ladder_counts(n, args.ladder_levels, args.ladder_factor)
-    counts = sorted({k for k in args.topk if k < n} | set(ladder) | {n})
+    fixed = set(ladder) | {n}   # grid counts within 5% of these add nothing but time
+    counts = sorted(fixed | {k for k in args.topk
+                             if k < n and all(abs(k - f) > 0.05 * f for f in fixed)})
     evaluated = {}
     for k in counts:
         path = tmp / f"{scene.name}_top{k}.spz"
@@ -436,9 +428,13 @@ def _fmt(x, spec=".2f", none="-"):
     return none if x is None else format(x, spec)
 
 
-def tables_markdown(results: list[dict]) -> str:
-    """The README tables: per scene, ProGS per LoD beside top-k SPZ at equal bytes, the peers,
-    BD-rate, and the timings."""
+#: Top-k rows the README keeps (``compact``); the results folder's tables have them all.
+COMPACT_TOPK = (500, 2000, 8000, 32000)
+
+
+def tables_markdown(results: list[dict], *, compact: bool = False) -> str:
+    """The tables: per scene, ProGS per LoD beside top-k SPZ at equal bytes, the peers,
+    BD-rate, and the timings. ``compact`` keeps only a few top-k rows."""
     lines = []
     for res in results:
         scene, summary = res["scene"], res["summary"]
@@ -478,9 +474,10 @@ def tables_markdown(results: list[dict]) -> str:
                 continue
             name = {"ply": "PLY", "spz": "SPZ", "spz-topk": f"SPZ {r['rate_point']}",
                     "spz-ladder": f"SPZ ladder LoD {r['lod']} (files 1..{r['lod']})"}[r["system"]]
-            if r["system"] == "spz-topk" and r["gaussians"] == next(
-                    x["gaussians"] for x in res["rows"] if x["system"] == "spz"):
-                continue  # the same file as "SPZ"
+            if r["system"] == "spz-topk" and (r["gaussians"] == next(
+                    x["gaussians"] for x in res["rows"] if x["system"] == "spz")
+                    or compact and r["gaussians"] not in COMPACT_TOPK):
+                continue  # the same file as "SPZ", or left to the full tables
             lines.append(f"| {name} | {r['gaussians']:,} | {r['bytes'] / 1e3:.1f} | "
                          f"{_fmt(r['psnr'])} | {_fmt(r['ssim'], '.3f')} | "
                          f"{1e3 * r['decode_s']:.0f} | "
@@ -496,7 +493,7 @@ def tables_markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def readme_block(results: list[dict], command: str, figures: Path) -> str:
+def readme_block(results: list[dict], command: str, figures: Path, tables: Path) -> str:
     m = results[0]["machine"]
     rel = os.path.relpath(figures, ROOT)
     images = []
@@ -508,12 +505,17 @@ def readme_block(results: list[dict], command: str, figures: Path) -> str:
     return "\n".join([
         README_BEGIN,
         f"Measured on {results[0]['timestamp'][:10]}: {m['cpu']}, {m['cores']} cores "
-        f"(shared; load {m['load_average_at_start']}), OMP_NUM_THREADS={m['omp_num_threads']}, "
+        f"(shared with other jobs: load average "
+        f"{(m['load_average_at_start'] or ['?'])[0]} at the start), "
+        f"OMP_NUM_THREADS={m['omp_num_threads']}, "
         f"commit {results[0]['versions']['git_commit']}, "
         f"{sum(r['elapsed_s'] for r in results) / 60:.1f} min in all. Command:",
         "", "```", command, "```", "",
         *[line for image in images for line in (image, "")],
-        tables_markdown(results).rstrip(), README_END])
+        tables_markdown(results, compact=True).rstrip(), "",
+        f"All top-k points: [`{os.path.relpath(tables, ROOT)}`]"
+        f"({os.path.relpath(tables, ROOT)}); the JSON beside it has every number.",
+        README_END])
 
 
 def update_readme(path: Path, block: str) -> None:
@@ -635,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     results = []
+    scenes = sorted(scenes, key=lambda s: (not any(e.scene == s for e in streams), s))
     for name in scenes:
         result = json_safe(run_scene(name, [s for s in streams if s.scene == name], args,
                                      command, log))
@@ -661,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(args.out / "rd_tables.md", tables.encode())
     print("\n" + tables)
     if args.update_readme:
-        update_readme(ROOT / "README.md", readme_block(results, command, args.figures))
+        update_readme(ROOT / "README.md", readme_block(results, command, args.figures,
+                                                      args.out / "rd_tables.md"))
         log("updated README.md")
     return 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -33,13 +34,27 @@ from progs_codec.render import Camera, Splats, read_splats, render, write_splats
 from progs_codec.render.gaussians import generate_gaussians
 
 
-def _median(fn, repeats: int) -> tuple[object, float]:
-    """Result and median wall-clock time of ``repeats`` calls, after one untimed call."""
-    times, out = [], fn()
-    for _ in range(max(1, repeats)):
+def median_time(fn, repeats: int = 5, *, min_batch_s: float = 0.05) -> tuple[object, float]:
+    """``fn()``'s result and its time per call: the median of ``repeats`` batches.
+
+    One untimed call first (numba's compilation in gsply, caches); then, as ``timeit`` does,
+    calls that take less than ``min_batch_s`` are timed in batches of that length, so that a
+    preemption on a shared machine (milliseconds) does not swamp a sub-millisecond call.
+    """
+    start = time.perf_counter()
+    out = fn()
+    estimate = time.perf_counter() - start
+    if estimate < min_batch_s:
         start = time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - start)
+        estimate = time.perf_counter() - start
+    number = max(1, min(1000, math.ceil(min_batch_s / max(estimate, 1e-7))))
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        for _ in range(number):
+            out = fn()
+        times.append((time.perf_counter() - start) / number)
     return out, float(np.median(times))
 
 
@@ -79,8 +94,9 @@ def run(stream: bytes, teacher: Splats, order: np.ndarray, camera: Camera, *, la
     cuts = [header_end] + [lv.cumulative_bytes for lv in levels]
 
     # Header and each level fed to one decoder, as a client receiving the stream does.
+    # Stateful, so no batches: many single runs instead (milliseconds each), median per stage.
     stage_times = [[] for _ in cuts]
-    for _ in range(max(1, repeats)):
+    for _ in range(max(5 * repeats, 5)):
         decoder = progs_codec.Decoder()
         previous = 0
         for i, cut in enumerate(cuts):
@@ -104,7 +120,7 @@ def run(stream: bytes, teacher: Splats, order: np.ndarray, camera: Camera, *, la
     full = spz_file(len(teacher))
     spz_bytes_per_gaussian = full.stat().st_size / len(teacher)
     k_header = max(1, min(len(teacher), int(round(header_end / spz_bytes_per_gaussian))))
-    _, header_spz_s = _median(lambda: read_splats(spz_file(k_header)), repeats)
+    _, header_spz_s = median_time(lambda: read_splats(spz_file(k_header)), repeats)
     out = {"stream": label, "repeats": repeats, "render_repeats": render_repeats,
            "camera": {"size": [camera.width, camera.height], "hd": list(hd)},
            "header": {"bytes": header_end, "progs_s": stage[0],
@@ -116,38 +132,38 @@ def run(stream: bytes, teacher: Splats, order: np.ndarray, camera: Camera, *, la
     for i, lv in enumerate(levels):
         k = lv.lod
         prefix = stream[: lv.cumulative_bytes]
-        _, prefix_s = _median(lambda: progs_codec.decode(prefix, max_lod=k), repeats)
-        gaussians, generate_s = _median(lambda: generate_gaussians(model, camera.center, lod=k),
+        _, prefix_s = median_time(lambda: progs_codec.decode(prefix, max_lod=k), repeats)
+        gaussians, generate_s = median_time(lambda: generate_gaussians(model, camera.center, lod=k),
                                         repeats)
         n_k = max(1, len(gaussians))
         splats_path = spz_file(n_k)
-        splats, spz_read_s = _median(lambda: read_splats(splats_path), repeats)
+        splats, spz_read_s = median_time(lambda: read_splats(splats_path), repeats)
         ply_path = tmp / f"timing_top{n_k}.ply"
         write_splats(ply_path, splats)
-        _, ply_read_s = _median(lambda: read_splats(ply_path), repeats)
+        _, ply_read_s = median_time(lambda: read_splats(ply_path), repeats)
         row = {"lod": k, "anchors": model.num_anchors(k), "gaussians": n_k,
                "bytes": lv.cumulative_bytes, "decode_prefix_s": prefix_s,
                "decode_level_s": stage[i + 1], "generate_s": generate_s,
                "spz_read_s": spz_read_s, "ply_read_s": ply_read_s}
         for name, cam in (("render", camera), ("render_hd", hd_camera)):
-            _, row[f"{name}_s"] = _median(
+            _, row[f"{name}_s"] = median_time(
                 lambda: render(model, cam, lod=k, backend="cpu"), render_repeats)
-            _, row[f"{name}_splats_s"] = _median(
+            _, row[f"{name}_splats_s"] = median_time(
                 lambda: render(splats, cam, backend="cpu"), render_repeats)
         if cuda:
             render(model, hd_camera, lod=k, backend="gsplat")  # warm-up, kernel compile
-            _, t = _median(lambda: render(model, hd_camera, lod=k, backend="gsplat"), 20)
-            _, ts = _median(lambda: render(splats, hd_camera, backend="gsplat"), 20)
+            _, t = median_time(lambda: render(model, hd_camera, lod=k, backend="gsplat"), 20)
+            _, ts = median_time(lambda: render(splats, hd_camera, backend="gsplat"), 20)
             row["gsplat_hd_fps"], row["gsplat_hd_splats_fps"] = 1.0 / t, 1.0 / ts
         out["rows"].append(row)
         log(f"    LoD {k}: decode {1e3 * prefix_s:.1f} ms (level {1e3 * stage[i + 1]:.1f}), "
             f"SPZ read {1e3 * spz_read_s:.1f} ms of {n_k:,}; render {row['render_s']:.2f} s "
             f"vs {row['render_splats_s']:.2f} s; {hd[0]}x{hd[1]} {row['render_hd_s']:.2f} s vs "
             f"{row['render_hd_splats_s']:.2f} s")
-    encoded, encode_s = _median(lambda: progs_codec.encode(model), repeats)
+    encoded, encode_s = median_time(lambda: progs_codec.encode(model), repeats)
     n_full = out["rows"][-1]["gaussians"]
     top = read_splats(spz_file(n_full))
-    _, spz_write_s = _median(lambda: write_splats(tmp / "timing_write.spz", top), repeats)
+    _, spz_write_s = median_time(lambda: write_splats(tmp / "timing_write.spz", top), repeats)
     out["encode"] = {"progs_s": encode_s, "identical": encoded == stream,
                      "baseline": f"SPZ write of {n_full:,} Gaussians", "baseline_s": spz_write_s}
     out["gsplat"] = None if cuda else "skipped: no CUDA device"
