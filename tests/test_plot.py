@@ -65,3 +65,15 @@ def test_missing_matplotlib_is_one_clear_line(stream, tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert "matplotlib" in err and err.strip().count("\n") == 0
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_output_is_checked_before_the_work(stream, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "s.progs"
+    path.write_bytes(stream)
+    assert main(["inspect", str(path), "--plot", str(tmp_path / "bits.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown plot format '.jpg'" in err and err.strip().count("\n") == 0
+    assert main(["inspect", str(path), "--plot", str(tmp_path / "no" / "bits.png")]) == 1
+    captured = capsys.readouterr()
+    assert "does not exist" in captured.err and captured.out == ""   # nothing inspected

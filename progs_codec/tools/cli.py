@@ -80,6 +80,10 @@ def _lod_summary(model) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect import format_info, inspect
 
+    if args.plot:  # before the work, like every output
+        from .plot import check_plot_output
+
+        check_plot_output(args.plot)
     info = inspect(args.file)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))

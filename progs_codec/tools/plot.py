@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Mapping
 
 from ..errors import ProgsError
-from ..files import atomic_path
+from ..files import atomic_path, check_output_file
 from ..model import ATTRIBUTE_GROUPS
 from .inspect import StreamInfo
 
-__all__ = ["PlotError", "bit_allocation", "plot_bit_allocation", "new_figure", "save_figure"]
+__all__ = ["PlotError", "FORMATS", "bit_allocation", "plot_bit_allocation", "check_plot_output",
+           "new_figure", "save_figure"]
+
+#: Image formats a plot can be written in, by suffix.
+FORMATS = (".png", ".svg", ".pdf")
 
 # One colour per component, stable across plots: header parts in greys and blues,
 # structure in green, attribute groups in warm colours.
@@ -45,6 +49,21 @@ def _matplotlib():
     return Figure, FigureCanvasAgg
 
 
+def check_plot_output(path: str | Path) -> Path:
+    """Checks, before any work, that a plot can be written at ``path``.
+
+    Raises:
+        PlotError: matplotlib is missing, or the suffix is not one of :data:`FORMATS`.
+        OSError: the folder does not exist or is not writable (``check_output_file``).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise PlotError(f"{path}: unknown plot format {path.suffix!r}; expected one of "
+                        f"{', '.join(FORMATS)}")
+    _matplotlib()
+    return check_output_file(path)
+
+
 def new_figure(width: float = 7.0, height: float = 4.5):
     """A matplotlib ``Figure`` with an Agg canvas, outside ``pyplot``'s global state.
 
@@ -58,10 +77,10 @@ def new_figure(width: float = 7.0, height: float = 4.5):
 
 
 def save_figure(figure, path: str | Path, *, dpi: int = 120) -> Path:
-    """Writes ``figure`` to ``path`` atomically; the format follows the suffix (``.png``,
-    ``.svg``, ``.pdf``)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
+    """Writes ``figure`` to ``path`` atomically; the format follows the suffix (:data:`FORMATS`).
+    """
+    path = check_plot_output(path)
+    fmt = path.suffix.lstrip(".").lower()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=fmt, dpi=dpi)
     return path
