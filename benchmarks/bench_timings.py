@@ -178,7 +178,8 @@ def markdown(t: dict) -> list[str]:
     lines = [f"Timings of `{t['stream']}` on this CPU, one thread, median of {t['repeats']} "
              f"(renders: {t['render_repeats']}), ms; each beside its baseline from the same run "
              f"(the teacher's top-N Gaussians, N = what the LoD generates for view 0):", "",
-             "| LoD | anchors | Gaussians | decode prefix | level alone | SPZ read | PLY read | "
+             "| LoD | LoD anchors | Gaussians | decode prefix | level alone | SPZ read | "
+             "PLY read | "
              f"render {size} | splats {size} | render {hd} | splats {hd} |"
              + (" gsplat FPS | splats FPS |" if t["gsplat"] is None else ""),
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

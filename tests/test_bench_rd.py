@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from progs_codec import encode
+from progs_codec import encode, inspect
 from progs_codec.render.camera import orbit_cameras
 from progs_codec.render.images import render, to_uint8
 from progs_codec.render.splats import Splats, write_ply
 from progs_codec.testing import synthetic_model
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+RERUN = "rerun: nice -n 10 python benchmarks/bench_rd.py --update-readme"
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +188,22 @@ def test_quick_run_on_a_toy_scene(tmp_path):
         assert math.isfinite(value) and value >= 0, where
     assert (out / "rd_toy.png").stat().st_size > 0 and (out / "bits_toy_rate1.png").exists()
     assert "| rate1 | 1 |" in (out / "rd_tables.md").read_text()
+
+
+# -- the README's figures and tables are of the bundled sample --------------------------------
+
+
+def test_readme_rate_distortion_is_of_the_bundled_sample():
+    """Replacing examples/plant.progs without rerunning the benchmark leaves the README's
+    table, figures and results describing another stream: this test says so."""
+    info = inspect(ROOT / "examples" / "plant.progs")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- bench_rd:begin", 1)[1].split("<!-- bench_rd:end -->", 1)[0]
+    rows = re.findall(r"^\| sample \| (\d+) \| ([\d,]+) \| ([\d.]+) \|", block, flags=re.M)
+    assert [(int(lod), int(anchors.replace(",", "")), float(kb)) for lod, anchors, kb in rows] == [
+        (lv.lod, lv.lod_anchors, round(lv.cumulative_bytes / 1e3, 1)) for lv in info.levels], RERUN
+    result = json.loads((BENCHMARKS / "results" / "rd_plant.json").read_text())
+    sample = next(s for s in result["streams"] if s["label"] == "sample")
+    assert sample["inspect"]["total_bytes"] == info.total_bytes, RERUN
+    for name in ("rd_plant.png", "bits_plant_sample.png"):
+        assert f"(docs/{name})" in block and (ROOT / "docs" / name).is_file(), RERUN
