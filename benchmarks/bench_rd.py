@@ -224,10 +224,12 @@ def bench_progs(entry: StreamEntry, scene: Scene, args, log) -> tuple[list[dict]
                                       args.repeats)
         quality = measure(model, scene, lod=k, backend=args.backend)
         rows.append({"system": "progs", "rate_point": entry.label, "lod": k,
-                     "anchors": model.num_anchors(k), "gaussians": None,
+                     "anchors": model.num_anchors(k),
+                     "drawn_anchors": int(np.count_nonzero(model.drawn(k))), "gaussians": None,
                      "bytes": int(level.cumulative_bytes), **quality, "decode_s": decode_s})
-        log(f"  progs {entry.label} LoD {k}: {level.cumulative_bytes / 1e3:8.1f} kB  "
-            f"{quality['psnr']:6.2f} dB  SSIM {quality['ssim']:.4f}")
+        log(f"  progs {entry.label} ({info.refine.name.lower()}) LoD {k}: "
+            f"{level.cumulative_bytes / 1e3:8.1f} kB  {quality['psnr']:6.2f} dB  "
+            f"SSIM {quality['ssim']:.4f}")
     return rows, info.to_dict()
 
 
@@ -453,13 +455,15 @@ def tables_markdown(results: list[dict], *, compact: bool = False) -> str:
             lines += ["| stream | LoD | LoD anchors | kB | PSNR dB | SSIM | "
                       "top-k SPZ at equal bytes, dB | gain dB | decode ms | render ms/view |",
                       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            refine = {st["label"]: st["inspect"].get("refine", "add") for st in res["streams"]}
             for label, entry in progs.items():
                 rows = {r["lod"]: r for r in res["rows"]
                         if r["system"] == "progs" and r["rate_point"] == label}
+                shown = label if refine.get(label) == "add" else f"{label} ({refine.get(label)})"
                 for lv in entry["lods"]:
                     r = rows[lv["lod"]]
                     lines.append(
-                        f"| {label} | {lv['lod']} | {r['anchors']:,} | {lv['bytes'] / 1e3:.1f} | "
+                        f"| {shown} | {lv['lod']} | {r['anchors']:,} | {lv['bytes'] / 1e3:.1f} | "
                         f"{_fmt(lv['psnr'])} | {_fmt(lv['ssim'], '.3f')} | "
                         f"{_fmt(lv['topk_psnr_at_bytes'])} | "
                         f"{_fmt(lv['psnr_gain_db'], '+.2f')} | {1e3 * r['decode_s']:.0f} | "

@@ -3,6 +3,7 @@ a toy scene (its own teacher views) with a synthetic stream."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from progs_codec import encode, inspect
+from progs_codec import Refinement, encode, inspect
 from progs_codec.render.camera import orbit_cameras
 from progs_codec.render.images import render, to_uint8
 from progs_codec.render.splats import Splats, write_ply
@@ -142,12 +143,14 @@ def test_quick_run_on_a_toy_scene(tmp_path):
     pytest.importorskip("gsply")
     data, out = tmp_path / "data", tmp_path / "out"
     _toy_data(data)
-    stream = tmp_path / "rate1.progs"
-    stream.write_bytes(encode(synthetic_model(300, 3, seed=0)))
+    model = synthetic_model(300, 3, seed=0)
+    stream, replace = tmp_path / "rate1.progs", tmp_path / "rate1r.progs"
+    stream.write_bytes(encode(model))
+    replace.write_bytes(encode(dataclasses.replace(model, refine=Refinement.REPLACE)))
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_rd.py"), "--quick", "--data", str(data),
-         "--streams", f"toy={stream}", "--only-given", "--topk", "20", "60", "150",
-         "--hd", "48x27", "--out", str(out)],
+         "--streams", f"toy={stream}", f"toy={replace}", "--only-given",
+         "--topk", "20", "60", "150", "--hd", "48x27", "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     res = json.loads((out / "rd_toy.json").read_text())
@@ -167,9 +170,16 @@ def test_quick_run_on_a_toy_scene(tmp_path):
         systems.setdefault(row["system"], []).append(row)
     assert sorted(systems) == ["ply", "progs", "spz", "spz-ladder", "spz-topk"]
     progs = systems["progs"]
-    assert [r["lod"] for r in progs] == [1, 2, 3] and {r["rate_point"] for r in progs} == {"rate1"}
+    assert [(r["rate_point"], r["lod"]) for r in progs] == [
+        ("rate1", 1), ("rate1", 2), ("rate1", 3), ("rate1r", 1), ("rate1r", 2), ("rate1r", 3)]
     levels = res["streams"][0]["inspect"]["levels"]
-    assert [r["bytes"] for r in progs] == [lv["cumulative_bytes"] for lv in levels]
+    assert [r["bytes"] for r in progs[:3]] == [lv["cumulative_bytes"] for lv in levels]
+    assert [s["inspect"]["refine"] for s in res["streams"]] == ["add", "replace"]
+    # ADD draws every anchor of the LoD; REPLACE only those not refined below (the finest
+    # LoD draws the leaves), and it renders through the same API.
+    assert all(r["drawn_anchors"] == r["anchors"] for r in progs[:3])
+    assert all(r["drawn_anchors"] < r["anchors"] for r in progs[4:])
+    assert progs[3]["psnr"] != progs[0]["psnr"] or progs[4]["psnr"] != progs[1]["psnr"]
     assert [r["gaussians"] for r in systems["spz-topk"]] == [19, 20, 60, 75, 150, 300]
     ladder = systems["spz-ladder"]                 # 3 levels, x4: 19, 75, 300 Gaussians
     assert [r["lod"] for r in ladder] == [1, 2, 3]
@@ -187,7 +197,8 @@ def test_quick_run_on_a_toy_scene(tmp_path):
     for where, value in _finite_numbers(timings):
         assert math.isfinite(value) and value >= 0, where
     assert (out / "rd_toy.png").stat().st_size > 0 and (out / "bits_toy_rate1.png").exists()
-    assert "| rate1 | 1 |" in (out / "rd_tables.md").read_text()
+    tables = (out / "rd_tables.md").read_text()
+    assert "| rate1 | 1 |" in tables and "| rate1r (replace) | 1 |" in tables
 
 
 # -- the README's figures and tables are of the bundled sample --------------------------------
@@ -199,7 +210,8 @@ def test_readme_rate_distortion_is_of_the_bundled_sample():
     info = inspect(ROOT / "examples" / "plant.progs")
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- bench_rd:begin", 1)[1].split("<!-- bench_rd:end -->", 1)[0]
-    rows = re.findall(r"^\| sample \| (\d+) \| ([\d,]+) \| ([\d.]+) \|", block, flags=re.M)
+    rows = re.findall(r"^\| sample(?: \(replace\))? \| (\d+) \| ([\d,]+) \| ([\d.]+) \|",
+                      block, flags=re.M)
     assert [(int(lod), int(anchors.replace(",", "")), float(kb)) for lod, anchors, kb in rows] == [
         (lv.lod, lv.lod_anchors, round(lv.cumulative_bytes / 1e3, 1)) for lv in info.levels], RERUN
     result = json.loads((BENCHMARKS / "results" / "rd_plant.json").read_text())
