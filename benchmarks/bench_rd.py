@@ -33,6 +33,7 @@ README's figures and table come from one command:
 
     nice -n 10 python benchmarks/bench_rd.py --update-readme
 
+``--replot`` redraws figures, tables and the README block from the stored JSON without measuring.
 ``--quick`` (a smoke test: 2 views, 3 top-k points, a 3-level ladder, one repeat, timings at
 192x108 instead of 1080p) writes to ``out/bench_rd_quick/`` unless told otherwise.
 """
@@ -466,7 +467,7 @@ def tables_markdown(results: list[dict], *, compact: bool = False) -> str:
                         f"| {shown} | {lv['lod']} | {r['anchors']:,} | {lv['bytes'] / 1e3:.1f} | "
                         f"{_fmt(lv['psnr'])} | {_fmt(lv['ssim'], '.3f')} | "
                         f"{_fmt(lv['topk_psnr_at_bytes'])} | "
-                        f"{_fmt(lv['psnr_gain_db'], '+.2f')} | {1e3 * r['decode_s']:.0f} | "
+                        f"{_fmt(lv['psnr_gain_db'], '+.2f')} | {1e3 * r['decode_s']:.1f} | "
                         f"{1e3 * r['render_s']:.0f} |")
             lines.append("")
             for label, entry in progs.items():
@@ -494,7 +495,7 @@ def tables_markdown(results: list[dict], *, compact: bool = False) -> str:
                 continue  # the same file as "SPZ", or left to the full tables
             lines.append(f"| {name} | {r['gaussians']:,} | {r['bytes'] / 1e3:.1f} | "
                          f"{_fmt(r['psnr'])} | {_fmt(r['ssim'], '.3f')} | "
-                         f"{1e3 * r['decode_s']:.0f} | "
+                         f"{1e3 * r['decode_s']:.1f} | "
                          f"{1e3 * r['render_s']:.0f} |")
         ladder = summary["rate_points"].get("ladder")
         if ladder:
@@ -576,6 +577,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="figures folder (default docs; quick: the results folder)")
     p.add_argument("--update-readme", action="store_true",
                    help="rewrite README.md's bench_rd block with this run's tables and figures")
+    p.add_argument("--replot", action="store_true",
+                   help="measure nothing: redraw the figures and tables (and with "
+                   "--update-readme the README block) from the rd_<scene>.json in --out")
     args = p.parse_args(argv)
     quick = args.quick
     args.views = args.views or (2 if quick else None)
@@ -630,10 +634,11 @@ def run_scene(name: str, streams: list[StreamEntry], args, command: str, log) ->
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = "python " + shlex.join([os.path.relpath(__file__, ROOT)] + list(
-        sys.argv[1:] if argv is None else argv))
+def measure_all(args, command: str, log) -> list[dict]:
+    """Runs every scene and writes its ``rd_<scene>.json``; the results, scenes with streams
+    first."""
+    from progs_codec.files import write_atomic
+
     available = sorted(p.name for p in (args.data / "teacher_views").glob("*")
                        if (p / "transforms_test.json").is_file())
     scenes = args.scenes or available
@@ -642,6 +647,34 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"no teacher views or PLY for {missing} under {args.data}")
     streams = find_streams(scenes, args.streams, include_found=not args.only_given)
+    results = []
+    for name in sorted(scenes, key=lambda s: (not any(e.scene == s for e in streams), s)):
+        result = json_safe(run_scene(name, [s for s in streams if s.scene == name], args,
+                                     command, log))
+        path = args.out / f"rd_{name}.json"
+        write_atomic(path, (json.dumps(result, indent=1, allow_nan=False) + "\n").encode())
+        log(f"  wrote {os.path.relpath(path, ROOT)} ({result['elapsed_s']:.0f} s)")
+        results.append(result)
+    return results
+
+
+def stored_results(args) -> list[dict]:
+    """The ``rd_<scene>.json`` files of ``--out`` (``--replot``), scenes with streams first."""
+    paths = sorted(args.out.glob("rd_*.json"))
+    results = [json.loads(p.read_text()) for p in paths]
+    results = [r for r in results if not args.scenes or r["scene"] in args.scenes]
+    if not results:
+        raise SystemExit(f"--replot: no rd_<scene>.json in {args.out}")
+    return sorted(results, key=lambda r: (not r["streams"], r["scene"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from progs_codec.files import write_atomic
+    from progs_codec.tools.plot import PlotError, plot_bit_allocation
+
+    args = parse_args(argv)
+    command = "python " + shlex.join([os.path.relpath(__file__, ROOT)] + list(
+        sys.argv[1:] if argv is None else argv))
     if args.update_readme and README_BEGIN not in (ROOT / "README.md").read_text():
         raise SystemExit(f"README.md has no {README_BEGIN!r} block to update")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -650,36 +683,24 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    results = []
-    scenes = sorted(scenes, key=lambda s: (not any(e.scene == s for e in streams), s))
-    for name in scenes:
-        result = json_safe(run_scene(name, [s for s in streams if s.scene == name], args,
-                                     command, log))
-        from progs_codec.files import write_atomic
-
-        path = args.out / f"rd_{name}.json"
-        write_atomic(path, (json.dumps(result, indent=1, allow_nan=False)
-                            + "\n").encode())
-        log(f"  wrote {os.path.relpath(path, ROOT)} ({result['elapsed_s']:.0f} s)")
-        results.append(result)
+    results = stored_results(args) if args.replot else measure_all(args, command, log)
+    for result in results:
+        name = result["scene"]
         try:
-            from progs_codec.tools.plot import plot_bit_allocation
-
             plot_rd(result, args.figures / f"rd_{name}.png")
             for s in result["streams"]:
                 plot_bit_allocation(s["inspect"],
                                     args.figures / f"bits_{name}_{_slug(s['label'])}.png",
                                     title=f"{name} {s['label']}: bytes per LoD prefix")
-        except ImportError as exc:  # PlotError: matplotlib missing
+        except PlotError as exc:  # matplotlib missing
             log(f"  no figures: {exc}")
     tables = tables_markdown(results)
-    from progs_codec.files import write_atomic
-
     write_atomic(args.out / "rd_tables.md", tables.encode())
     print("\n" + tables)
     if args.update_readme:
-        update_readme(ROOT / "README.md", readme_block(results, command, args.figures,
-                                                      args.out / "rd_tables.md"))
+        # The README quotes the command that measured (with --replot: the stored one).
+        update_readme(ROOT / "README.md", readme_block(results, results[0]["command"],
+                                                      args.figures, args.out / "rd_tables.md"))
         log("updated README.md")
     return 0
 

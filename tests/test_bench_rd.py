@@ -200,6 +200,15 @@ def test_quick_run_on_a_toy_scene(tmp_path):
     tables = (out / "rd_tables.md").read_text()
     assert "| rate1 | 1 |" in tables and "| rate1r (replace) | 1 |" in tables
 
+    # --replot measures nothing and redraws the same tables from the JSON.
+    (out / "rd_tables.md").unlink()
+    (out / "rd_toy.png").unlink()
+    again = subprocess.run([sys.executable, str(BENCHMARKS / "bench_rd.py"), "--replot",
+                            "--out", str(out), "--figures", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "rd_tables.md").read_text() == tables and (out / "rd_toy.png").exists()
+
 
 # -- the README's figures and tables are of the bundled sample --------------------------------
 
