@@ -69,6 +69,13 @@ class Vector:
     spec: tuple[str, ...]
     build: Callable[[], bytes]
     light: bool = False     # few decoder calls: the stream is large or slow to decode
+    #: ``[(name, max_lod, bytes)]`` instead of the usual cases (for streams that are prefixes
+    #: or that are invalid above some LoD); ``records_lod``: the LoD whose records are listed.
+    cases: tuple[tuple[str, int, int | None], ...] | None = None
+    records_lod: int = 16
+    #: Not a whole valid stream (a prefix, or invalid above the LoDs it is asked for): it goes
+    #: to ``partial/``, so that ``vectors/`` holds only whole valid streams.
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class Invalid:
     spec: tuple[str, ...]
     error_class: str
     build: Callable[[], bytes]
+    max_lod: int = 16       # the request the decoder gets (16: every level)
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -542,6 +550,140 @@ def v_trained_plant() -> bytes:
         <= TRAINED_SYMBOLS else encode(model.truncated(lod))
 
 
+
+# --- spec 1.1: the readings chapter 8 settles ------------------------------------------------
+
+def _level_end(stream: bytes, k: int) -> int:
+    offset, size = _toc(stream)[k - 1]
+    return offset + size
+
+
+def _varint(value: int, length: int) -> bytes:
+    """Unsigned LEB128 of ``value`` in exactly ``length`` bytes (overlong when longer than
+    needed): 7 bits per byte, low group first, bit 7 on every byte but the last."""
+    out = []
+    for i in range(length):
+        out.append((value >> (7 * i)) & 0x7F | (0x80 if i < length - 1 else 0))
+    assert value >> (7 * length) == 0
+    return bytes(out)
+
+
+def _overlong_counts(section: bytes) -> bytes:
+    """The occupancy section with its mask counts re-coded: every third one in one byte more
+    than it needs, every third in 5 bytes (4.6 allows 1 to 5 bytes, value 1..2**32 - 1)."""
+    present = np.flatnonzero(np.unpackbits(np.frombuffer(section[:32], np.uint8)))
+    pos, counts = 32, []
+    for _ in present:
+        value, shift = 0, 0
+        while True:
+            byte = section[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        counts.append(value)
+    coded = b""
+    for i, value in enumerate(counts):
+        needed = max(1, (value.bit_length() + 6) // 7)
+        coded += _varint(value, (needed, min(needed + 1, 5), 5)[i % 3])
+    assert any(i % 3 for i in range(len(counts)))
+    return section[:32] + coded + section[pos:]
+
+
+def v_overlong_counts() -> bytes:
+    """Occupancy-layout levels whose mask counts use overlong LEB128 forms (``81 00`` for 1,
+    5-byte forms): valid, the same masks."""
+    stream = encode(_random_raw(900, 3, seed=15, dims=TINY, base_depth=3))
+    assert _structure_modes(stream)[1:] == [1, 1], _structure_modes(stream)
+
+    def change(chunks):
+        for chunk in chunks:
+            if chunk[0] == b"LEVL" and split_level(chunk[1])[0][1] == 1:
+                fields, structure, groups = split_level(chunk[1])
+                structure = _overlong_counts(structure)
+                chunk[1] = join_level(fields[:3] + [len(structure)], structure, groups)
+    out = edit(stream, change)
+    assert b"\x81\x00" in out or b"\x80\x00" in out
+    return out
+
+
+def v_cut_in_chunk_header() -> bytes:
+    """A prefix: LEVL 1 and 2, then 7 bytes of a chunk header whose type '1EVL' is not four
+    letters. Fewer than 8 bytes of that chunk are present, so nothing of it is checked."""
+    stream = _base()
+    return stream[: _level_end(stream, 2)] + b"1EVL" + struct.pack("<I", 40)[:3]
+
+
+def v_ignores_what_follows() -> bytes:
+    """toc[3] is nonsense (offset 0, size 0, 2**32 - 1 anchors) and LEVL 3's CRC is wrong: a
+    decoder of LoD 1 or 2 reads and checks nothing after LEVL 2, and no toc entry of a level it
+    does not decode (the whole stream is invalid)."""
+    header, chunks = chunks_of(_base())
+    out = bytearray(assemble(header, chunks, bad_crc=3))
+    head = chunks[0][1]
+    pos = 10 + 8 + _toc_position(head) + 32
+    struct.pack_into("<QII", out, pos, 0, 0, 0xFFFFFFFF)
+    (length,) = struct.unpack_from("<I", out, 14)
+    struct.pack_into("<I", out, 18 + length, zlib.crc32(bytes(out[18: 18 + length]),
+                                                        zlib.crc32(b"HEAD")))
+    return bytes(out)
+
+
+def _positions(coords: np.ndarray, origin, voxel: float, level: int) -> tuple[np.ndarray, ...]:
+    """Centres as spec 3.1 computes them, and as binary32 arithmetic would."""
+    exact = (np.asarray(origin, np.float64) + (coords + 0.5) * (voxel / 2.0 ** (level - 1))
+             ).astype(np.float32)
+    f32 = np.float32
+    single = (np.asarray(origin, f32) + (coords.astype(f32) + f32(0.5))
+              * (f32(voxel) / f32(2.0 ** (level - 1)))).astype(np.float32)
+    return exact, single
+
+
+def v_positions_binary64() -> bytes:
+    """Deep coordinates, a voxel size with a full mantissa and a far origin: centres computed
+    in binary32 arithmetic round differently from binary64-then-binary32 for most anchors."""
+    rng = np.random.default_rng(16)
+    roots = np.unique(rng.integers(0, 1 << 16, (120, 3)), axis=0)
+    kids = _children(roots[::3], [0, 5])
+    origin, voxel = (1000.1, -3.3e3, 7.77), float(np.float32(0.1))
+    origin = tuple(float(np.float32(v)) for v in origin)
+    for coords, level in ((roots, 1), (kids, 2)):
+        exact, single = _positions(coords.astype(np.float64), origin, voxel, level)
+        assert (exact != single).any(axis=1).mean() > 0.5
+    return encode(_model([roots, kids], base_depth=16, seed=16, origin=origin, voxel=voxel))
+
+
+def v_positions_subnormal() -> bytes:
+    """A subnormal origin and root voxel size, so that every centre is a binary32 subnormal:
+    decoders keep subnormals (no flush to zero)."""
+    f32 = np.finfo(np.float32)
+    voxel = float(f32.smallest_subnormal * 6)
+    origin = (float(f32.smallest_subnormal * 3), 0.0, -float(f32.smallest_subnormal * 1000))
+    roots = np.array([[0, 0, 0], [1, 2, 3], [3, 3, 1], [2, 0, 3]])
+    kids = _children(roots[:2], [1, 6])
+    for coords, level in ((roots, 1), (kids, 2)):
+        exact, _ = _positions(coords.astype(np.float64), origin, voxel, level)
+        assert ((exact != 0) & (np.abs(exact) < f32.tiny)).any()
+    return encode(_model([roots, kids], base_depth=2, seed=17, origin=origin, voxel=voxel))
+
+
+def v_occupancy_empty() -> bytes:
+    """The occupancy layout where no mask is coded: level 1 at base depth 0 (a single root,
+    no virtual ancestor) and level 3 after an empty level 2 (``H = 0``): each section is the
+    32-byte presence bitmap of zeros and ``num_words`` 0."""
+    empty = np.zeros((0, 3), np.int64)
+    stream = encode(_model([[[0, 0, 0]], empty, empty], base_depth=0, seed=18))
+    section = bytes(32) + struct.pack("<I", 0)
+
+    def change(chunks):
+        levels = [c for c in chunks if c[0] == b"LEVL"]
+        for k in (1, 3):
+            fields, _, groups = split_level(levels[k - 1][1])
+            levels[k - 1][1] = join_level([fields[0], 1, fields[2], len(section)], section,
+                                          groups)
+    return edit(stream, change)
+
 VECTORS = [
     Vector("raw-minimal", "One level, one root, base depth 0 (a zero-bit structure section), "
            "the smallest dims (F=1, S=0, K=1), no generation MLPs.",
@@ -612,6 +754,27 @@ VECTORS = [
            "decoders ignore padding.", ("1.2", "4.3", "4.4", "7.5"), v_nonzero_padding),
     Vector("entropy-empty-groups", "scaling_dim 0 (an empty group) and levels without "
            "anchors, entropy coded.", ("7.6",), v_entropy_empty),
+    Vector("structure-occupancy-overlong-counts", "Mask counts in overlong LEB128 forms "
+           "(81 00 for 1, 5-byte forms): valid, decoders accept them.", ("4.6",),
+           v_overlong_counts),
+    Vector("structure-occupancy-empty", "The occupancy layout with no mask to code: level 1 "
+           "at base depth 0 and level 3 after an empty level 2 (H = 0).", ("4.6",),
+           v_occupancy_empty),
+    Vector("prefix-cut-in-chunk-header", "A prefix ending 7 bytes into a chunk header whose "
+           "type '1EVL' is not four letters: fewer than 8 bytes of the chunk, nothing of it "
+           "is checked; LoD 2 decodes.", ("2.2", "8.1", "8.3"), v_cut_in_chunk_header,
+           cases=(("all", 16, None), ("lod-1", 1, None)), partial=True),
+    Vector("lod-2-ignores-what-follows", "toc[3] is nonsense and LEVL 3's CRC is wrong: LoD "
+           "1 and 2 decode, since a decoder of LoD k reads nothing after LEVL k and checks no "
+           "toc entry of a level it does not decode (the whole stream is invalid).",
+           ("3.3", "8.1", "8.2", "8.5"), v_ignores_what_follows,
+           cases=(("lod-2", 2, None), ("lod-1", 1, None)), records_lod=2, partial=True),
+    Vector("positions-binary64", "Anchor centres at depth 16 and 17 with a full-mantissa "
+           "voxel size and a far origin: binary32 arithmetic gives other centres than "
+           "binary64 with one final rounding.", ("1.1", "3.1", "10.2"), v_positions_binary64),
+    Vector("positions-subnormal", "A subnormal origin and root voxel size: the centres are "
+           "binary32 subnormals, which a decoder that flushes subnormals to zero loses.",
+           ("1.1", "3.1", "10.2"), v_positions_subnormal),
 ]
 
 
@@ -925,6 +1088,137 @@ def _context_layer0(field: str, value) -> Callable[[], bytes]:
     return _head_part(3, change)
 
 
+
+def _minor(minor: int, change: Callable[[list], None] = lambda chunks: None,
+           part5: bytes = b"\0") -> Callable[[], bytes]:
+    """The base stream as version 1.``minor`` (part 5 ``rendering`` = ``part5``), then
+    ``change`` applied to its chunks."""
+    def build():
+        stream = _base()
+
+        def both(chunks):
+            chunks[0][1] += struct.pack("<I", len(part5)) + part5
+            change(chunks)
+        return edit(stream, both, file_header=stream[:8] + bytes([1, minor]))
+    return build
+
+
+def _frame_fields(*patches) -> Callable[[list], None]:
+    def change(chunks):
+        for fmt, offset, value in patches:
+            chunks[0][1] = patch(chunks[0][1], 4 + offset, fmt, value)
+    return change
+
+
+def _mlp_flags(flags: int) -> Callable[[list], None]:
+    def change(chunks):
+        parts = head_parts(chunks[0][1])
+        rest = chunks[0][1][len(join_parts(parts)):]
+        parts[4] = patch(parts[4], 0, "<B", flags)
+        chunks[0][1] = join_parts(parts) + rest
+    return change
+
+
+def i_cut_header_bad_type() -> bytes:
+    stream = _base()
+    return stream[: _level_end(stream, 2)] + b"1EVL" + struct.pack("<I", 40)
+
+
+def i_grid_b3_unused() -> bytes:
+    """A grid of 2D tables only (L3 = 0) whose log2_table_3d is 0."""
+    dims = AttributeDims(feature=2, scaling=1, num_offsets=1)
+    structure = _random_raw(30, 2, seed=41, dims=dims)
+    stream = _entropy(structure, _grid_model(HashGridConfig((), 1, (3, 7), 4, 1), dims, 41), 41)
+
+    def change(chunks):
+        parts = head_parts(chunks[0][1])
+        parts[2] = patch(parts[2], 2, "<B", 0)
+        chunks[0][1] = join_parts(parts)
+    return edit(stream, change)
+
+
+def _grid_words_offset(part: bytes) -> int:
+    """Offset of num_words in a hash_grid part (5.4)."""
+    return 5 + 2 * (part[1] + part[3]) + 4
+
+
+def _grid_params(part: bytes) -> int:
+    n3, n2 = part[1], part[3]
+    res = struct.unpack_from(f"<{n3 + n2}H", part, 5)
+    return HashGridConfig(res[:n3], part[2], res[n3:], part[4], part[0]).num_params
+
+
+def _feature_end_check_fails(groups: list) -> None:
+    """An extra word before level 2's feature words: the symbols stay, the end check fails."""
+    (m,) = struct.unpack_from("<I", groups[0])
+    words = list(struct.unpack_from(f"<{m}I", groups[0], 4))
+    groups[0] = struct.pack(f"<I{m + 1}I", m + 1, 0x12345678, *words) + groups[0][4 + 4 * m:]
+
+
+def _first_escape_over(groups: list, keep_rest: bool = True) -> None:
+    """Level 2's first feature escape gets magnitude 2**25 - 2: |V| > 2**24 - 1; without
+    ``keep_rest`` the section ends after that code, inside the next escape."""
+    (m,) = struct.unpack_from("<I", groups[0])
+    section = groups[0][4 + 4 * m:]
+    codes = _escape_codes(section, 2)
+    bits = "".join(f"{b:08b}" for b in section)
+    first = _escape_bits([((1 << 25) - 2, codes[0][1])])
+    new = first + (bits[len(_escape_bits(codes[:1])):] if keep_rest else "")
+    groups[0] = groups[0][: 4 + 4 * m] + _pack_bits(new)
+
+
+def _level2_groups(*changes) -> Callable[[], bytes]:
+    def change_level(fields, structure, groups):
+        groups = list(groups)
+        for change in changes:
+            change(groups)
+        return fields, structure, groups
+    return _level(2, change_level, _entropy_base)
+
+
+def i_level_layout_before_toc() -> bytes:
+    """LEVL 2's offsets group runs past the payload (L7, limit) and toc[2].anchor_count is
+    one too many (L9, format)."""
+    def change(chunks):
+        chunks[2][1] = chunks[2][1][:-4]
+        head = chunks[0][1]
+        pos = _toc_position(head) + 16 + 12
+        chunks[0][1] = patch(head, pos, "<I", struct.unpack_from("<I", head, pos)[0] + 1)
+    return edit(_base(), change)
+
+
+def _context_input_width_and_weight(part: bytes) -> bytes:
+    """input_width 2 G + 1 with a weight column added to layer 0, so that the length fits;
+    the added weights are -128."""
+    n, width = part[12], struct.unpack_from("<H", part, 13)[0]
+    outs = struct.unpack_from(f"<{n}H", part, 15)
+    start = 15 + 2 * n
+    weights = part[start: start + outs[0] * width]
+    rows = b"".join(weights[r * width:(r + 1) * width] + b"\x80" for r in range(outs[0]))
+    return (part[:13] + struct.pack("<H", width + 1) + part[15:start] + rows
+            + part[start + outs[0] * width:])
+
+
+def _grid_length_and_ones(part: bytes) -> bytes:
+    pos = _grid_words_offset(part) - 4
+    return patch(part, pos, "<I", _grid_params(part) + 1) + b"\0"
+
+
+def i_parts_split_first() -> bytes:
+    """The frame part is 27 bytes (F1, format) and gaussian_mlps runs past the payload (P2,
+    limit)."""
+    def change(chunks):
+        parts = head_parts(chunks[0][1])
+        parts[0] = parts[0][:27]
+        chunks[0][1] = join_parts(parts)[:-10]
+    return edit(_base(), change)
+
+
+def i_crc_before_type() -> bytes:
+    header, chunks = chunks_of(_base())
+    chunks.insert(2, [b"XTRA", b"\0"])
+    return assemble(header, chunks, bad_crc=2)
+
 INVALID = [
     # container (2)
     Invalid("bad-magic", "The magic's second byte is 'Q'.", ("2.1",), "format",
@@ -1130,6 +1424,73 @@ INVALID = [
     Invalid("head-entropy-parts-empty", "attribute_coding 1 with empty hash_grid and "
             "context_mlp parts.", ("3",), "format",
             _head_parts(lambda p: p.__setitem__(0, patch(p[0], 19, "<B", 1)))),
+    # spec 1.1: what every level means, prefixes, classes (8.1-8.4)
+    Invalid("data-after-ends-max-lod-3", "A byte after ENDS, with MAX_LOD = L = 3: asking for "
+            "every level reads through ENDS.", ("2.3", "8.1", "8.2"), "format",
+            lambda: _base() + b"\0", max_lod=3),
+    Invalid("extra-level-chunk-max-lod-3", "A fourth LEVL chunk when 3 are declared, with "
+            "MAX_LOD = L = 3.", ("2.3", "8.1", "8.2"), "format",
+            _chunks(lambda c: c.insert(4, list(c[3]))), max_lod=3),
+    Invalid("ends-payload-not-empty-max-lod-3", "ENDS with a one-byte payload, with MAX_LOD "
+            "= L = 3.", ("2.2", "8.1", "8.2"), "format",
+            _chunks(lambda c: c[-1].__setitem__(1, b"\0")), max_lod=3),
+    Invalid("prefix-chunk-type-not-letters", "A prefix: LEVL 1 and 2, then the first 8 bytes "
+            "of a chunk whose type '1EVL' is not four letters: checked once 8 bytes of a chunk "
+            "are present.", ("2.2", "8.1", "8.3"), "format", i_cut_header_bad_type),
+    Invalid("truncated-before-major-version", "9 bytes: the magic and major_version 2; the "
+            "version is checked only once both version bytes are present.", ("2.1", "8.3",
+                                                                             "8.4"),
+            "truncated", lambda: _base()[:8] + b"\x02"),
+    Invalid("hash-grid-log2-table-3d-unused-0", "A grid of 2D tables only (L3 = 0) whose "
+            "log2_table_3d is 0: the range holds whether or not the tables exist.",
+            ("5.4", "8.4"), "limit", i_grid_b3_unused),
+    Invalid("hash-grid-num-words-over", "num_words one more than the words in the hash_grid "
+            "part: a word count past its part is limit.", ("5.4", "8.4"), "limit",
+            _head_part(2, lambda p: patch(p, _grid_words_offset(p), "<I",
+                                          struct.unpack_from("<I", p, _grid_words_offset(p))[0]
+                                          + 1))),
+    Invalid("occupancy-trailing-bytes", "Level 2 in the occupancy layout: 4 bytes after the "
+            "words of the structure section (bytes after the fields are format).",
+            ("4.6", "8.4"), "format", _occupancy(2, change_section=lambda s: s + bytes(4))),
+    Invalid("head-reserved-nonzero-minor-2", "reserved 1 in a stream of minor version 2: a "
+            "later minor version's extension.", ("2.4", "3.1"), "unsupported",
+            _minor(2, _frame_fields(("<H", 26, 1)))),
+    Invalid("mlp-unknown-flags-minor-2", "gaussian_mlps flags 2 in a stream of minor version "
+            "2.", ("2.4", "3.4"), "unsupported", _minor(2, _mlp_flags(2))),
+    # precedence (8.4): two faults, the first in the order of 8.4 decides the class
+    Invalid("precedence-crc-before-chunk-type", "An unknown critical chunk XTRA with a wrong "
+            "CRC: the CRC (C2) comes before what the type means (C10).", ("2.2", "8.4"),
+            "checksum", i_crc_before_type),
+    Invalid("precedence-parts-split-first", "The frame part is 27 bytes (F1, format) and the "
+            "gaussian_mlps part runs past the payload (P2, limit): all parts are split "
+            "before any is read.", ("3", "8.4"), "limit", i_parts_split_first),
+    Invalid("precedence-frame-field-order", "A minor-version-2 stream with a NaN origin "
+            "(format) and reserved 1 (unsupported there): the frame's fields are checked in "
+            "field order.", ("2.4", "3.1", "8.4"), "format",
+            _minor(2, _frame_fields(("<f", 4, math.nan), ("<H", 26, 1)))),
+    Invalid("precedence-hash-grid-length-before-ones", "A byte after the hash grid words "
+            "(G10, format) and num_ones P + 1 (G11, limit).", ("5.4", "8.4"), "format",
+            _head_part(2, _grid_length_and_ones)),
+    Invalid("precedence-context-input-width", "input_width 2 G + 1 (X6, format) with a weight "
+            "column of -128 added so that the length fits (X10, limit).", ("6.5", "8.4"),
+            "format", _head_part(3, _context_input_width_and_weight)),
+    Invalid("precedence-level-layout-before-toc", "LEVL 2's offsets group runs past the "
+            "payload (L7, limit) and toc[2].anchor_count is one too many (L9, format).",
+            ("4.1", "8.4"), "limit", i_level_layout_before_toc),
+    Invalid("precedence-end-check-before-values", "Level 2's feature group: the end check "
+            "fails (an extra word) and the first escape gives |V| > 2**24 - 1: the end check "
+            "(E4) comes first.", ("7.6", "8.4"), "format",
+            _level2_groups(_feature_end_check_fails, _first_escape_over)),
+    Invalid("precedence-raster-order", "Level 2's feature group: the first escape gives "
+            "|V| > 2**24 - 1 and the section ends inside the second escape: values and "
+            "escapes are checked channel by channel in raster order (E5).", ("7.5", "7.6",
+                                                                             "8.4"),
+            "limit", _level2_groups(lambda g: _first_escape_over(g, keep_rest=False))),
+    Invalid("precedence-groups-in-order", "Level 2: the feature group's end check fails "
+            "(format) and the scaling group's words run past its payload (limit): each group "
+            "is decoded completely before the next.", ("7.6", "8.4"), "format",
+            _level2_groups(_feature_end_check_fails,
+                           lambda g: g.__setitem__(1, patch(g[1], 0, "<I", 1000)))),
 ]
 
 
@@ -1175,17 +1536,17 @@ def _digests(stream: bytes, cases: list[dict]) -> list[dict]:
     return cases
 
 
-def _records(stream: bytes) -> list[dict]:
+def _records(stream: bytes, max_lod: int = 16) -> list[dict]:
     from progs_codec.tools.canonical import split_dump
     return [dict(name=r.name, level=r.level, sha256=digest(r.payload))
-            for r in split_dump(decode_to_dump(stream, 16))]
+            for r in split_dump(decode_to_dump(stream, max_lod))]
 
 
 def write_vector(out: Path, vector: Vector) -> dict:
     stream = vector.build()
-    folder = out / "vectors" / vector.name
+    folder = out / ("partial" if vector.partial else "vectors") / vector.name
     folder.mkdir(parents=True)
-    model = decode(stream)
+    model = decode(stream, max_lod=vector.records_lod)
     name = "stream.progs"
     if len(stream) > COMPRESS_ABOVE:
         name += ".xz"
@@ -1199,8 +1560,11 @@ def write_vector(out: Path, vector: Vector) -> dict:
                     attribute_coding=int(model.entropy_model is not None),
                     spec=list(vector.spec), description=vector.description,
                     cases=_cases(stream, levels, light=vector.light,
-                                 cut_in_level_1=vector.name == "raw-basic"),
-                    records=_records(stream))
+                                 cut_in_level_1=vector.name == "raw-basic")
+                    if vector.cases is None else
+                    _digests(stream, [dict(name=n, max_lod=lod, bytes=cut)
+                                      for n, lod, cut in vector.cases]),
+                    records=_records(stream, vector.records_lod))
     (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     rows = "\n".join(f"| `{c['name']}` | {c['max_lod']} | "
                      f"{'all' if c['bytes'] is None else c['bytes']} | {c['lod']} | "
@@ -1218,7 +1582,7 @@ def write_vector(out: Path, vector: Vector) -> dict:
 def write_invalid(out: Path, case: Invalid) -> dict:
     stream = case.build()
     try:
-        decode(stream)
+        decode(stream, max_lod=case.max_lod)
     except ProgsError as error:
         got = error_class(error)
         if got != case.error_class:
@@ -1231,12 +1595,14 @@ def write_invalid(out: Path, case: Invalid) -> dict:
     folder.mkdir(parents=True)
     (folder / "stream.progs").write_bytes(stream)
     expected = dict(name=case.name, stream="stream.progs", error_class=case.error_class,
-                    max_lod=16, spec=list(case.spec), description=case.description,
+                    max_lod=case.max_lod, spec=list(case.spec), description=case.description,
                     reference_message=message)
     (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    asked = "" if case.max_lod == 16 else \
+        f" asked for LoD {case.max_lod} (`MAX_LOD` {case.max_lod})"
     (folder / "README.md").write_text(
-        f"# {case.name}\n\n{case.description}\n\nA decoder shall reject it with error class "
-        f"`{case.error_class}` (spec {', '.join(case.spec)}). The reference decoder says: "
+        f"# {case.name}\n\n{case.description}\n\nA decoder{asked} shall reject it with error "
+        f"class `{case.error_class}` (spec {', '.join(case.spec)}). The reference decoder says: "
         f"{message}\n")
     return expected
 
@@ -1280,11 +1646,12 @@ and says to pass `--suite DIR`. So run it from inside the checkout, or pass
 The runner calls `CMD INPUT MAX_LOD OUTPUT`. The decoder decodes levels `1..MAX_LOD` of the
 stream (or prefix) in `INPUT`, as spec 8.3 says for prefixes (not strictly), writes the
 canonical dump of spec chapter 10 to `OUTPUT` and exits 0. On an invalid stream it exits with
-a non-zero status (a crash by signal counts as a failure) and should print one line
+a non-zero status (a crash by signal counts as a failure) and prints one line
 `error-class: NAME` on stderr, with `NAME` one of `format`, `checksum`, `truncated`,
-`unsupported`, `limit` (spec 8.4). When such a line is printed the runner checks it: the
-expected class or `format` (which every other class refines) passes. Each call has a timeout
-(`--timeout`, default 60 s).
+`unsupported`, `limit`: the class that the table of spec 8.4 gives to the first failing
+check. The runner requires that line and compares the class exactly (`--lenient-classes`
+checks as version 1.0 did: a missing line, or `format` for any class, passes). Each call has a
+timeout (`--timeout`, default 60 s).
 
 - Vectors: `vectors/<name>/stream.progs` (or `stream.progs.xz`, which the runner inflates),
   `expected.json` and `README.md`. Each case of `expected.json` gives `MAX_LOD`, how many
@@ -1292,8 +1659,13 @@ expected class or `format` (which every other class refines) passes. Each call h
   the range request of spec 8.2; a cut inside a chunk is a prefix of 8.3), the number of
   levels it must decode and the SHA-256 of the dump. `records` holds one digest per dump
   record of the full decode, so the runner names the first record that differs.
-- Invalid streams: `invalid/<name>/stream.progs`, decoded with `MAX_LOD` 16 (all levels);
-  `expected.json` gives `error_class`.
+- Invalid streams: `invalid/<name>/stream.progs`, decoded with the `max_lod` of
+  `expected.json` (16, every level, unless the case is about a LoD request); `expected.json`
+  gives `error_class`. A case named `precedence-*` holds two faults: the class is the first
+  one's in the order of spec 8.4.
+- Partial streams: `partial/<name>/`, laid out as vectors, but the input is not a whole valid
+  stream (a prefix, or a stream invalid above the LoDs it is asked for): only the listed
+  cases are valid requests. Every stream in `vectors/` is a whole valid stream.
 - Reference decoder: `python -m progs_codec.tools.canonical`; independent decoder written from
   `spec/` alone: `python conformance/independent_decoder` (numpy only). CI runs both
   (`tests/test_conformance.py`).
@@ -1311,8 +1683,12 @@ def _readme(manifest: dict) -> str:
     invalid_rows = "\n".join(
         f"| `{c['name']}` | `{c['error_class']}` | {', '.join(c['spec'])} | "
         f"{c['description']} |" for c in manifest["invalid"])
+    partial_rows = "\n".join(
+        f"| [`{v['name']}`](partial/{v['name']}/README.md) | {v['num_levels']} | "
+        f"{v['stream_bytes']:,} | {', '.join(v['spec'])} | {v['description']} |"
+        for v in manifest["partial"])
     sections: dict[str, list[str]] = {}
-    for entry in manifest["vectors"] + manifest["invalid"]:
+    for entry in manifest["vectors"] + manifest["partial"] + manifest["invalid"]:
         for section in entry["spec"]:
             sections.setdefault(section, []).append(entry["name"])
 
@@ -1323,6 +1699,9 @@ def _readme(manifest: dict) -> str:
     return (README_HEAD +
             "\n## Vectors\n| vector | levels | attributes | bytes | spec | covers |\n"
             "|---|---|---|---|---|---|\n" + vector_rows +
+            "\n\n## Partial streams\nValid only as the cases ask for them: prefixes, or streams "
+            "invalid above the LoDs they are decoded to.\n\n"
+            "| input | levels | bytes | spec | covers |\n|---|---|---|---|---|\n" + partial_rows +
             "\n\n## Invalid streams\n| case | class | spec | what is wrong |\n"
             "|---|---|---|---|\n" + invalid_rows +
             "\n\n## Coverage by spec section\n| section | cases | vectors and invalid "
@@ -1331,15 +1710,17 @@ def _readme(manifest: dict) -> str:
 
 def generate(out: Path = SUITE) -> None:
     """Write ``vectors/``, ``invalid/``, ``manifest.json`` and ``README.md`` under ``out``."""
-    for sub in ("vectors", "invalid"):
+    for sub in ("vectors", "invalid", "partial"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    written = [write_vector(out, v) for v in vectors()]
+    found = vectors()
+    written = [write_vector(out, v) for v in found]
     invalid = [write_invalid(out, c) for c in INVALID]
+    keys = ("name", "spec", "description", "num_levels", "attribute_coding", "stream_bytes")
     manifest = dict(
-        vectors=[{k: e[k] for k in ("name", "spec", "description", "num_levels",
-                                    "attribute_coding", "stream_bytes")} for e in written],
+        vectors=[{k: e[k] for k in keys} for v, e in zip(found, written) if not v.partial],
         invalid=[{k: e[k] for k in ("name", "spec", "description", "error_class")}
-                 for e in invalid])
+                 for e in invalid],
+        partial=[{k: e[k] for k in keys} for v, e in zip(found, written) if v.partial])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     (out / "README.md").write_text(_readme(manifest))
 

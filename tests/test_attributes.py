@@ -290,3 +290,28 @@ def test_block_by_block_decode_equals_whole_level_decode():
         attributes.predict_and_decode_attributes(model, DIMS, {**payloads, "scaling": bytes(bad)},
                                                  coords, parents, 9, level=3)
     assert (info.value.chunk, info.value.field) == ("LEVL 3", "scaling")
+
+
+def test_faults_are_reported_in_the_order_of_spec_8_4():
+    """Spec 7.6, 8.4 E1-E6: the groups one after the other, the end check before the values.
+    The fast path decodes the groups' blocks interleaved; the class it reports is still the
+    first fault's in that order."""
+    import struct
+
+    from progs_codec.errors import LimitError
+
+    model, prediction, payloads = coded_level()
+
+    def decode(**groups):
+        return decode_level_attributes(model, prediction, DIMS, {**payloads, **groups}, level=3)
+
+    (m,) = struct.unpack_from("<I", payloads["feature"])
+    words = struct.unpack_from(f"<{m}I", payloads["feature"], 4)
+    end_fault = struct.pack(f"<I{m + 1}I", m + 1, 0x12345678, *words) + \
+        payloads["feature"][4 + 4 * m:]
+    words_over = struct.pack("<I", 10**6) + payloads["scaling"][4:]
+    with pytest.raises(LimitError):
+        decode(scaling=words_over)
+    with pytest.raises(FormatError) as info:
+        decode(feature=end_fault, scaling=words_over)     # feature first, end check: format
+    assert type(info.value) is FormatError and info.value.field == "feature"

@@ -34,7 +34,7 @@ def test_committed_suite_is_what_the_generator_writes(tmp_path):
     _generator().generate(tmp_path)
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     committed = sorted(p.relative_to(SUITE) for p in SUITE.rglob("*") if p.is_file()
-                       and p.parts[len(SUITE.parts)] in ("vectors", "invalid")
+                       and p.parts[len(SUITE.parts)] in ("vectors", "invalid", "partial")
                        or p.parent == SUITE and p.name in ("README.md", "manifest.json"))
     assert generated == committed, "run python conformance/generate.py"
     for rel in generated:
@@ -117,14 +117,25 @@ def test_crashing_decoder_fails(mini_suite, tmp_path):
     assert "killed by signal" in results["checksum-level", "reject"].reason
 
 
-def test_wrong_error_class_fails_and_format_passes(mini_suite, tmp_path):
+def test_error_class_must_be_exact(mini_suite, tmp_path):
+    """Spec 8.4's table decides the class: a refinement reported as ``format``, or no class
+    line at all, fails; ``lenient_classes`` (1.0's checks) accepts both."""
     decoder = _decoder(tmp_path, "print('error-class: truncated', file=sys.stderr)\n"
                                  "sys.exit(3)\n")
     _, results = _run(decoder, mini_suite, select="checksum|duplicate")
     assert not results["checksum-level", "reject"].passed
     assert results["checksum-level", "reject"].reported_class == "truncated"
     decoder = _decoder(tmp_path, "print('error-class: format', file=sys.stderr)\nsys.exit(3)\n")
-    report, _ = _run(decoder, mini_suite, select="checksum|duplicate")
+    report, results = _run(decoder, mini_suite, select="checksum|duplicate")
+    assert results["duplicate-child", "reject"].passed
+    assert not results["checksum-level", "reject"].passed
+    assert "expected checksum" in results["checksum-level", "reject"].reason
+    report, _ = _run(decoder, mini_suite, select="checksum|duplicate", lenient_classes=True)
+    assert report.passed
+    silent = _decoder(tmp_path, "sys.exit(3)\n")
+    report, _ = _run(silent, mini_suite, select="checksum")
+    assert not report.passed and "error-class" in report.results[0].reason
+    report, _ = _run(silent, mini_suite, select="checksum", lenient_classes=True)
     assert report.passed
     decoder = _decoder(tmp_path, "print('error-class: oops', file=sys.stderr)\nsys.exit(3)\n")
     report, _ = _run(decoder, mini_suite, select="checksum")

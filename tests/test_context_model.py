@@ -127,3 +127,30 @@ def test_predict_in_several_row_chunks(monkeypatch):
         x = rng.integers(-127, 128, (71, widths[0]))
         for a, b in zip(predict(model, x), predict_reference(model, x)):
             assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_checks_follow_the_order_of_spec_8_4():
+    """X5-X10: input_width = 2 G (format) is checked with the widths, before the arrays; a
+    wrong hidden width is limit before the length is compared."""
+    import struct
+
+    from progs_codec.errors import LimitError
+
+    model = random_context_model([6, 5, 3 * 2], np.random.default_rng(0))
+    raw = write_context_model(model)
+    assert parse_context_model(raw, 2, input_width=6) == model
+    # one more input per row, the added weights -128: the length fits, two faults
+    n, width = raw[0], struct.unpack_from("<H", raw, 1)[0]
+    outs = struct.unpack_from(f"<{n}H", raw, 3)
+    start = 3 + 2 * n
+    rows = b"".join(raw[start + r * width: start + (r + 1) * width] + b"\x80"
+                    for r in range(outs[0]))
+    wider = raw[:1] + struct.pack("<H", width + 1) + raw[3:start] + rows + \
+        raw[start + outs[0] * width:]
+    with pytest.raises(LimitError, match="-128"):
+        parse_context_model(wider, 2)                          # no grid width given
+    with pytest.raises(FormatError, match="2 G") as info:
+        parse_context_model(wider, 2, input_width=6)
+    assert type(info.value) is FormatError
+    with pytest.raises(LimitError, match="hidden"):
+        parse_context_model(raw[:3] + struct.pack("<H", 0) + raw[5:] + b"\0", 2)

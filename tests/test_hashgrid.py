@@ -122,3 +122,24 @@ def test_chunked_features_match_reference(monkeypatch):
         coords = np.random.default_rng(5).integers(0, 1 << depth, (30, 3))
         assert np.array_equal(hash_features(grid, coords, depth),
                               hash_features_reference(grid, coords, depth))
+
+
+def test_words_past_the_part_are_limit_bytes_after_them_format():
+    """Spec 5.4, 8.4 G9-G11: a word count past the part is limit, trailing bytes format, and
+    the length is checked before num_ones <= P."""
+    import struct
+
+    from progs_codec.errors import LimitError
+
+    part = write_hash_grid(random_hash_grid(TINY, seed=1, p_one=0.3))
+    counts = 5 + 2 * (len(TINY.resolutions_3d) + len(TINY.resolutions_2d))
+    ones, words = struct.unpack_from("<II", part, counts)
+    with pytest.raises(LimitError, match="runs past"):
+        parse_hash_grid(part[:counts + 4] + struct.pack("<I", words + 1) + part[counts + 8:])
+    with pytest.raises(FormatError) as info:
+        parse_hash_grid(part[:counts] + struct.pack("<I", TINY.num_params + 1)
+                        + part[counts + 4:] + b"\0")
+    assert type(info.value) is FormatError
+    no_3d = write_hash_grid(random_hash_grid(HashGridConfig((), 1, (3,), 4, 1), seed=2))
+    with pytest.raises(LimitError, match="log2_table_3d 0"):   # B3 checked even when L3 = 0
+        parse_hash_grid(no_3d[:2] + b"\0" + no_3d[3:])

@@ -79,3 +79,48 @@ def test_rendering_part_is_read_only_from_minor_version_1():
         parse_header(write_header(header()) + struct.pack("<I", 1) + b"\x02", minor_version=1)
     with pytest.raises(ValueError, match="minor version 1"):
         write_header(dataclasses.replace(header(), refine=Refinement.REPLACE))
+
+
+def _frame_patched(payload: bytes, *patches) -> bytes:
+    out = bytearray(payload)
+    for fmt, offset, value in patches:
+        struct.pack_into(fmt, out, 4 + offset, value)
+    return bytes(out)
+
+
+def test_frame_fields_in_field_order_and_reserved_values_by_minor_version():
+    """Spec 2.4, 3.1, 8.4 F2: reserved values are format in streams of minor version <= 1 and
+    unsupported in newer ones; the frame's fields are checked in field order."""
+    payload = write_header(dataclasses.replace(header(), minor_version=1))
+    part5 = struct.pack("<I", 1) + b"\0"
+    for minor in (0, 1):
+        raw = payload if minor else write_header(header())
+        with pytest.raises(FormatError, match="reserved") as info:
+            parse_header(_frame_patched(raw, ("<H", 26, 1)), minor_version=minor)
+        assert type(info.value) is FormatError
+    newer = write_header(header()) + part5
+    for patch in (("<H", 26, 1), ("<B", 18, 2), ("<B", 19, 7)):
+        with pytest.raises(UnsupportedError):
+            parse_header(_frame_patched(newer, patch), minor_version=2)
+    with pytest.raises(FormatError, match="origin") as info:     # origin comes first
+        parse_header(_frame_patched(newer, ("<H", 26, 1), ("<f", 0, float("nan"))),
+                     minor_version=2)
+    assert type(info.value) is FormatError
+    with pytest.raises(FormatError, match="feature_dim"):           # before reserved
+        parse_header(_frame_patched(write_header(header()), ("<H", 26, 1), ("<H", 20, 0)))
+
+
+def test_mlp_flags_by_minor_version():
+    raw = bytearray(write_header(header()))
+    # the gaussian_mlps part is the last of the five: its flags byte follows its length
+    pos, starts = 0, []
+    for _ in range(5):
+        (n,) = struct.unpack_from("<I", raw, pos)
+        starts.append(pos)
+        pos += 4 + n
+    raw[starts[4] + 4] = 2
+    with pytest.raises(FormatError, match="flags") as info:
+        parse_header(bytes(raw))
+    assert type(info.value) is FormatError
+    with pytest.raises(UnsupportedError, match="flags"):
+        parse_header(bytes(raw) + struct.pack("<I", 1) + b"\0", minor_version=2)

@@ -27,6 +27,9 @@ PENDING_1_1 = frozenset({
     # part A: the rendering part (spec 3.5), the RNDR dump record (spec 10.2)
     "raw-minor-version", "refine-replace", "rendering-refine-2", "rendering-part-wrong-length",
     "rendering-part-missing",
+    # part B: classes the table of spec 8.4 now decides, the extension policy (spec 2.4)
+    "hash-grid-num-words-over", "occupancy-trailing-bytes", "head-reserved-nonzero-minor-2",
+    "mlp-unknown-flags-minor-2",
 })
 
 

@@ -99,3 +99,48 @@ def test_real_scene_costs_a_few_bits_per_anchor(data_dir):
         bits += 8 * len(write_occupancy(masks))
     per_anchor = bits / sum(len(level) for level in levels[1:])
     assert per_anchor < 4.0  # measured 3.2 (the fixed layout: 23)
+
+
+def _counts_end(section: bytes) -> int:
+    pos = 32
+    for _ in range(int(np.unpackbits(np.frombuffer(section[:32], np.uint8)).sum())):
+        while section[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return pos
+
+
+def test_section_length_classes(level):
+    """Spec 4.6, 8.4 O4-O5: words past the section are limit, bytes after them format."""
+    import struct
+
+    from progs_codec.errors import LimitError
+
+    section, count, num_parents = level
+    pos = _counts_end(section)
+    (words,) = struct.unpack_from("<I", section, pos)
+    with pytest.raises(LimitError):
+        parse_children_occupancy(section[:pos] + struct.pack("<I", words + 1)
+                                 + section[pos + 4:], count, num_parents, chunk="LEVL 3")
+    with pytest.raises(FormatError, match="follow the words") as info:
+        parse_children_occupancy(section + bytes(4), count, num_parents, chunk="LEVL 3")
+    assert type(info.value) is FormatError
+
+
+def test_overlong_counts_are_valid(level):
+    """Spec 4.6: a count may take more bytes than it needs, up to 5."""
+    section, count, num_parents = level
+    pos, first = 32, bytearray()
+    while section[pos] & 0x80:
+        first.append(section[pos])
+        pos += 1
+    first.append(section[pos])
+    overlong = bytes(first[:-1]) + bytes([first[-1] | 0x80]) + b"\x80" * (4 - len(first)) + b"\0"
+    assert len(overlong) == 5
+    again = section[:32] + overlong + section[pos + 1:]
+    want = parse_children_occupancy(section, count, num_parents, chunk="LEVL 3")
+    got = parse_children_occupancy(again, count, num_parents, chunk="LEVL 3")
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    with pytest.raises(FormatError, match="beyond 5 bytes"):
+        parse_children_occupancy(section[:32] + overlong[:4] + b"\x80\x00" + section[pos + 1:],
+                                 count, num_parents, chunk="LEVL 3")

@@ -38,3 +38,16 @@ def test_tables_are_valid_and_small():
 
 def test_tables_folder_resolves():
     assert (tables_dir() / "frequencies.txt").is_file()
+
+
+def test_spec_gives_the_sha256_of_every_table_file():
+    """Spec 7.3 lists the SHA-256 of each file in spec/tables/; they match the files."""
+    import hashlib
+    import re
+
+    text = (SPEC / "07-attribute-coding.md").read_text()
+    listed = dict(re.findall(r"^\| `([a-z_]+\.txt)` \| `([0-9a-f]{64})` \|$", text, re.MULTILINE))
+    files = {p.name for p in (SPEC / "tables").glob("*.txt")}
+    assert set(listed) == files
+    for name, digest in listed.items():
+        assert hashlib.sha256((SPEC / "tables" / name).read_bytes()).hexdigest() == digest, name

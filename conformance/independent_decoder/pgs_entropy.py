@@ -90,13 +90,25 @@ def _group(payload, mean, scale, step_index, steps):
     rans.end_check()
     half = np.array(HALF_WIDTHS, np.int64)[scale]
     k = index - half
+    step = np.array(steps, np.int64)[step_index]
+    v = mean + k * step
+    escaped = index == 2 * half + 1
     read, used = _escape_reader(payload[4 + 4 * m:])
-    for a, j in zip(*np.nonzero(index == 2 * half + 1)):
+    # raster order, channel by channel: its escape (if any), then |V| (7.6; 8.4 row E5)
+    over = np.flatnonzero((np.abs(v) > LIMIT) & ~escaped)
+    first_over = int(over[0]) if len(over) else None
+    for pos in np.flatnonzero(escaped).tolist():
+        if first_over is not None and first_over < pos:
+            break
+        a, j = divmod(pos, width)
         mag, negative = read()
         value = mag + half[a, j] + 1
         k[a, j] = -value if negative else value
-    v = mean + k * np.array(steps, np.int64)[step_index]
-    if (np.abs(v) > LIMIT).any():
+        v[a, j] = mean[a, j] + k[a, j] * step[a, j]
+        if abs(v[a, j]) > LIMIT:
+            first_over = pos
+            break
+    if first_over is not None:
         fail("a decoded value exceeds 2**24 - 1", "limit")
     if used() != len(payload) - 4 - 4 * m:
         fail("escape section length differs from what its codes need")

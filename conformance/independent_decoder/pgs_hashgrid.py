@@ -54,10 +54,14 @@ def parse_grid(part):
         tables.append(Table(axes, r, entries, full <= 1 << b, offset))
         offset += entries * f
     total = offset
-    if 2 * f * len(tables) > 1024 or total > 1 << 26 or ones > total:
-        fail("hash grid too large or num_ones > P", "limit")
+    if 2 * f * len(tables) > 1024 or total > 1 << 26:
+        fail("hash grid too large", "limit")
+    if head + 4 * m > len(part):
+        fail("num_words runs past the hash_grid part", "limit")
     if len(part) != head + 4 * m:
-        fail("hash_grid part length does not match num_words")
+        fail("hash_grid part longer than its words")
+    if ones > total:
+        fail("num_ones > P", "limit")
     rans = Rans(struct.unpack_from(f"<{m}I", part, head))
     f1 = min(max((ones * (1 << 24) + total // 2) // total, 1), (1 << 24) - 1)
     bits = rans.decode_bits(total, (1 << 24) - f1)

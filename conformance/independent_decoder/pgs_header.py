@@ -53,7 +53,7 @@ def _parts(payload, minor):
     return parts   # bytes after the parts of the stream's minor version are ignored (3)
 
 
-def _frame(part):
+def _frame(part, minor):
     if len(part) != 28:
         fail(f"frame part of {len(part)} bytes, expected 28")
     ox, oy, oz, voxel = struct.unpack_from("<4f", part, 0)
@@ -67,20 +67,22 @@ def _frame(part):
         fail("base_depth > 16")
     if not 1 <= num_levels <= 16 or base_depth + num_levels - 1 > 21:
         fail("num_levels out of range")
+    # values this version leaves undefined: a later minor version's, in a newer stream (2.4)
+    reserved_class = "unsupported" if minor > 1 else "format"
     if convention not in (0, 1):
-        fail("unknown convention")
+        fail("unknown convention", reserved_class)
     if coding not in (0, 1):
-        fail("unknown attribute_coding")
+        fail("unknown attribute_coding", reserved_class)
     if not 1 <= feature_dim <= 1024 or scaling_dim > 64 or not 1 <= num_offsets <= 64:
         fail("attribute dims out of range")
     if reserved != 0:
-        fail("reserved is not 0")
+        fail("reserved is not 0", reserved_class)
     return dict(origin=(ox, oy, oz), root_voxel_size=voxel, base_depth=base_depth,
                 num_levels=num_levels, convention=convention, attribute_coding=coding,
                 feature_dim=feature_dim, scaling_dim=scaling_dim, num_offsets=num_offsets)
 
 
-def _mlps(part, feature_dim, num_offsets):
+def _mlps(part, feature_dim, num_offsets, minor):
     if not part:
         return None
     if len(part) < 3:
@@ -88,7 +90,7 @@ def _mlps(part, feature_dim, num_offsets):
     flags = part[0]
     (hidden,) = struct.unpack_from("<H", part, 1)
     if flags & 0xFE:
-        fail("gaussian_mlps flags other than bit 0 set")
+        fail("gaussian_mlps flags other than bit 0 set", "unsupported" if minor > 1 else "format")
     if not 1 <= hidden <= 1024:
         fail("hidden_width out of 1..1024")
     inputs = feature_dim + 3 + (flags & 1)
@@ -120,7 +122,7 @@ def _rendering(part):
 def parse_head(payload, minor):
     parts = _parts(payload, minor)
     frame_part, toc_part, grid_part, context_part, mlp_part = parts[:5]
-    frame = _frame(frame_part)
+    frame = _frame(frame_part, minor)
     levels = frame["num_levels"]
     if len(toc_part) != 16 * levels:
         fail("toc part length is not 16 * num_levels")
@@ -132,6 +134,6 @@ def parse_head(payload, minor):
     else:
         from pgs_entropy import parse_entropy_parts
         entropy = parse_entropy_parts(grid_part, context_part, frame)
-    mlps = _mlps(mlp_part, frame["feature_dim"], frame["num_offsets"])
+    mlps = _mlps(mlp_part, frame["feature_dim"], frame["num_offsets"], minor)
     refine = _rendering(parts[5]) if minor >= 1 else None
     return Head(toc=toc, mlps=mlps, entropy=entropy, refine=refine, **frame)

@@ -85,8 +85,6 @@ def decode_level(payload, k, head, previous):
         fail(f"LEVL says level {level}, expected {k}")
     if mode not in (0, 1):
         fail(f"unknown structure_mode {mode}", "unsupported")
-    if n != head.toc[k - 1].anchor_count:
-        fail("anchor_count differs from the table of contents")
     depth = head.base_depth + k - 1
     if k == 1:
         if n < 1:
@@ -118,6 +116,8 @@ def decode_level(payload, k, head, previous):
         pos += 4 + length
     if pos != len(payload):
         fail("bytes after the attribute section")
+    if n != head.toc[k - 1].anchor_count:          # after the layout (8.4, row L9)
+        fail("anchor_count differs from the table of contents")
     if mode == 1:
         import pgs_occupancy
         coords, parent, octant = (pgs_occupancy.roots(structure, n, depth) if k == 1 else

@@ -44,8 +44,10 @@ class MaskDecoder:
         if pos + 4 > len(section):
             fail("occupancy section ends before num_words")
         (m,) = struct.unpack_from("<I", section, pos)
+        if pos + 4 + 4 * m > len(section):
+            fail("num_words runs past the occupancy section", "limit")
         if pos + 4 + 4 * m != len(section):
-            fail("num_words does not fill the occupancy section", "limit")
+            fail("bytes after the occupancy words")
         self.total = sum(self.count)
         self.freqs, self.starts = _table(self.count)
         self.rans = Rans(struct.unpack_from(f"<{m}I", section, pos + 4))

@@ -54,11 +54,7 @@ def decode_file(data, max_lod):
     """Decode levels ``1..max_lod`` of ``data`` (a stream or a prefix of one), spec 8."""
     _file_header(data)
     decoded = None
-    ended = False
-    end_offset = None
     for ctype, payload, offset in _chunks(data):
-        if ended:
-            fail("chunk after ENDS")
         if decoded is None:
             if ctype != b"HEAD":
                 fail("the first chunk is not HEAD")
@@ -85,13 +81,12 @@ def decode_file(data, max_lod):
                 fail(f"ENDS after {len(decoded.levels)} of {head.num_levels} levels")
             if payload:
                 fail("ENDS payload is not empty")
-            ended = True
-            end_offset = offset + 12
+            if offset + 12 != len(data):
+                fail("bytes after ENDS")
+            return decoded
         elif not ctype[0] & 0x20:
             fail(f"unknown critical chunk {ctype!r}", "unsupported")
         # an unknown optional chunk: its CRC was checked, skip it (2.2)
     if decoded is None:
         fail("stream ends before the HEAD chunk is complete", "truncated")
-    if ended and end_offset != len(data):
-        fail("bytes after ENDS")
-    return decoded
+    return decoded   # a prefix: the complete levels (8.3)

@@ -1,12 +1,22 @@
-"""The normative tables of spec 7.3, read from spec/tables/."""
+"""The normative tables of spec 7.3, read from spec/tables/ and checked against the SHA-256
+digests that spec 7.3 gives."""
 
+import hashlib
 from pathlib import Path
 
 TABLES = Path(__file__).resolve().parents[2] / "spec" / "tables"
 
+SHA256 = {   # spec 7.3
+    "frequencies.txt": "a69f778503ea639facfd702dbe115f7ef8ac1afa69e545437a0c095b870284a1",
+    "step_multipliers.txt": "41fd7065e3a3f2877c92ba37d0cf93499ae6ce7f3995e0d7aeaf1624ec219183",
+}
+
 
 def _records(name):
-    lines = (TABLES / name).read_text(encoding="ascii").splitlines()
+    data = (TABLES / name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != SHA256[name]:
+        raise RuntimeError(f"{TABLES / name} is not the table of spec 7.3 (SHA-256 differs)")
+    lines = data.decode("ascii").splitlines()
     return [[int(x) for x in line.split(" ")] for line in lines if line and line[0] != "#"]
 
 

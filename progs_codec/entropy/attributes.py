@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import FormatError, LimitError, ModelError
 from ..model import AttributeDims
-from .coder import (EscapeReader, check_finished, open_decoder, pop_grouped, push_by_table,
-                    scale_models, write_escapes)
+from .coder import (EscapeReader, check_finished, open_decoder, pop_by_table, pop_grouped,
+                    push_by_table, scale_models, write_escapes)
 from .context_model import predict
 from .hashgrid import hash_features
 from .model import FIXED_POINT_BITS, EntropyModel
@@ -262,9 +262,83 @@ class _GroupDecoder:
 
 def _decode_groups(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
                    count: int, predict_block, level: int):
-    """Decode the three groups block by block (spec 7.5); ``predict_block(rows)`` gives the
-    block's :class:`Prediction`. The groups' rANS streams are independent, so one block of
-    each can be decoded in turn, and only one block's contexts are held at a time."""
+    """Decode the three groups (spec 7.5, 7.6); ``predict_block(rows)`` gives a block's
+    :class:`Prediction`.
+
+    The fast path decodes one block of every group in turn, so that only one block's contexts
+    are held at a time. Its checks come in another order than spec 8.4's (each group
+    completely, in group order; in a group the end check before the values, escapes and
+    values channel by channel in raster order), so when it finds a fault,
+    :func:`_raise_first_fault` decodes again in the spec's order and raises the first one.
+    """
+    try:
+        return _decode_groups_fast(model, dims, payloads, count, predict_block, level)
+    except FormatError as fast_error:
+        _raise_first_fault(model, dims, payloads, count, predict_block, level)
+        raise fast_error      # unreachable: both paths make the same checks
+
+
+def _raise_first_fault(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
+                       count: int, predict_block, level: int) -> None:
+    """Spec 7.6 for each group in turn, checks in the order of spec 8.4 (rows E1-E6): raise
+    the first failing check, or return when there is none. The straightforward twin of
+    :func:`_decode_groups_fast` for invalid streams: it keeps a group's symbol indices and
+    computes every block's contexts twice."""
+    half_widths = load_tables().half_widths.astype(np.int64)
+    models = scale_models()
+    for g, (group, cols) in enumerate(_group_slices(dims).items()):
+        try:
+            _check_group_in_order(payloads[group], group_steps(model.base_steps[g]), count,
+                                  cols, predict_block, half_widths, models)
+        except FormatError as e:
+            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+
+
+def _check_group_in_order(payload: bytes, steps: np.ndarray, count: int, cols: slice,
+                          predict_block, half_widths: np.ndarray, models) -> None:
+    payload = bytes(payload)
+    if len(payload) < _WORD_COUNT.size:                                          # E1
+        raise FormatError("group payload shorter than its word count")
+    (num_words,) = _WORD_COUNT.unpack_from(payload)
+    words_end = _WORD_COUNT.size + 4 * num_words
+    if words_end > len(payload):                                                 # E2
+        raise LimitError(f"group payload declares {num_words} words, holds "
+                         f"{(len(payload) - _WORD_COUNT.size) // 4}")
+    coder = open_decoder(np.frombuffer(payload, "<u4", num_words, _WORD_COUNT.size))   # E3
+    width = cols.stop - cols.start
+    index = np.empty((count, width), np.int64)
+    for rows in _blocks(count):
+        scale = predict_block(rows).scale_index[:, cols]
+        index[rows] = pop_by_table(coder, scale.ravel(), models).reshape(scale.shape)
+    check_finished(coder)                                                        # E4
+    escapes = EscapeReader(payload[words_end:])
+    for rows in _blocks(count):                                                  # E5
+        prediction = predict_block(rows)
+        half = half_widths[prediction.scale_index[:, cols]].ravel()
+        k = index[rows].ravel() - half
+        step = steps[prediction.step_index[:, cols]].ravel()
+        mean = prediction.mean[:, cols].ravel().astype(np.int64)
+        escaped = k > half
+        over = np.flatnonzero(~escaped & (np.abs(mean + k * step) > VALUE_LIMIT))
+        first_over = int(over[0]) if len(over) else len(k)
+        for position in np.flatnonzero(escaped).tolist():
+            if first_over < position:
+                break
+            (magnitude,), (negative,) = escapes.read(1)
+            k[position] = (-1 if negative else 1) * (int(magnitude) + int(half[position]) + 1)
+            if abs(int(mean[position]) + int(k[position]) * int(step[position])) > VALUE_LIMIT:
+                first_over = position
+                break
+        if first_over < len(k):
+            raise LimitError(f"a decoded value exceeds {VALUE_LIMIT} units")
+    if escapes.bytes_used != len(payload) - words_end:                           # E6
+        raise FormatError(f"escape section is {len(payload) - words_end} bytes, its escapes "
+                          f"need {escapes.bytes_used}")
+
+
+def _decode_groups_fast(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
+                        count: int, predict_block, level: int):
+    """The three groups block by block: one block of each group in turn."""
     slices = _group_slices(dims)
     decoders, out = {}, {}
     for g, (group, cols) in enumerate(slices.items()):

@@ -266,9 +266,15 @@ def write_context_model(model: ContextModel) -> bytes:
     return b"".join(parts)
 
 
-def parse_context_model(data: bytes, channels: int, *, field: str = "context_mlp"
-                        ) -> ContextModel:
-    """Parse spec 6.5 bytes (exactly); errors are ``FormatError(chunk="HEAD", field=field)``."""
+def parse_context_model(data: bytes, channels: int, *, field: str = "context_mlp",
+                        input_width: int | None = None) -> ContextModel:
+    """Parse spec 6.5 bytes after the base steps (exactly); errors are
+    ``FormatError(chunk="HEAD", field=field)`` or its subclass ``LimitError``.
+
+    Checks in the order of spec 8.4 (rows X3-X10): ``num_layers``, the widths' bytes present,
+    ``input_width`` in range and equal to ``input_width`` (``2 G`` of the hash grid, when
+    given), the output widths, the exact length, then each layer's arrays.
+    """
     def fail(cls, message):
         return cls(message, chunk="HEAD", field=field)
 
@@ -282,9 +288,16 @@ def parse_context_model(data: bytes, channels: int, *, field: str = "context_mlp
         raise fail(FormatError, "context model too short for its layer widths")
     outs = np.frombuffer(data, "<u2", count, _HEAD.size).tolist()
     ins = [width] + outs[:-1]
-    if any(not 1 <= n <= MAX_WIDTH for n in ins) or outs[-1] != 3 * channels:
-        raise fail(LimitError, f"layer widths {ins + outs[-1:]} break 6.5 (input widths "
-                               f"1..{MAX_WIDTH}, last {3 * channels})")
+    if not 1 <= width <= MAX_WIDTH:
+        raise fail(LimitError, f"input_width {width} not in 1..{MAX_WIDTH}")
+    if input_width is not None and width != input_width:
+        raise fail(FormatError, f"context model takes {width} inputs, the hash grid gives "
+                                f"{input_width} (2 G)")
+    if any(not 1 <= n <= MAX_WIDTH for n in ins[1:]):
+        raise fail(LimitError, f"hidden layer widths {ins[1:]} not in 1..{MAX_WIDTH}")
+    if outs[-1] != 3 * channels:
+        raise fail(LimitError, f"last layer has {outs[-1]} outputs, expected 3 C = "
+                               f"{3 * channels}")
     need = _HEAD.size + 2 * count + sum(o * (i + 7) for i, o in zip(ins, outs))
     if len(data) != need:
         raise fail(FormatError, f"context model is {len(data)} bytes, its widths need {need}")

@@ -396,7 +396,12 @@ def write_hash_grid(grid: HashGrid) -> bytes:
 
 
 def parse_hash_grid(data: bytes) -> HashGrid:
-    """Parse the ``hash_grid`` part (spec 5.4); errors name ``HEAD``/``hash_grid``."""
+    """Parse the ``hash_grid`` part (spec 5.4); errors name ``HEAD``/``hash_grid``.
+
+    Checks in the order of spec 8.4 (rows G1-G14): the fixed fields and resolutions present
+    (format), the ranges (limit), the words within the part (limit), the exact length (format),
+    ``num_ones <= P`` (limit), then the coded bits (format).
+    """
     def fail(cls, message):
         return cls(message, chunk="HEAD", field="hash_grid")
 
@@ -413,6 +418,9 @@ def parse_hash_grid(data: bytes) -> HashGrid:
     if problems:
         raise fail(LimitError, "invalid hash grid configuration: " + "; ".join(problems))
     ones, num_words = _COUNTS.unpack_from(data, end - _COUNTS.size)
+    if end + 4 * num_words > len(data):           # a word count past the part: limit (8.4, G9)
+        raise fail(LimitError, f"num_words {num_words} runs past the hash_grid part of "
+                               f"{len(data)} bytes")
     if len(data) != end + 4 * num_words:
         raise fail(FormatError, f"hash_grid part is {len(data)} bytes, its fields need "
                                 f"{end + 4 * num_words}")

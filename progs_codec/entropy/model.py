@@ -85,15 +85,14 @@ def parse_entropy_model(hash_grid_part: bytes, context_part: bytes,
     """
     grid = parse_hash_grid(hash_grid_part)
     context_part = bytes(context_part)
-    if len(context_part) < _BASE_STEPS.size:
-        raise FormatError("context_mlp part too short", chunk="HEAD", field="context_mlp")
+    if len(context_part) < _BASE_STEPS.size + 3:        # base steps, num_layers, input_width
+        raise FormatError(f"context_mlp part of {len(context_part)} bytes is shorter than its "
+                          f"{_BASE_STEPS.size + 3} bytes of fixed fields", chunk="HEAD",
+                          field="context_mlp")
     steps = _BASE_STEPS.unpack_from(context_part)
     if not all(1 <= s <= MAX_BASE_STEP for s in steps):
         raise LimitError(f"base steps {steps} not in 1..{MAX_BASE_STEP}", chunk="HEAD",
                          field="context_mlp")
-    context = parse_context_model(context_part[_BASE_STEPS.size:], dims.channels)
-    if context.input_width != 2 * grid.config.feature_width:
-        raise FormatError(f"context model takes {context.input_width} inputs, the hash grid "
-                          f"gives 2 x {grid.config.feature_width}", chunk="HEAD",
-                          field="context_mlp")
+    context = parse_context_model(context_part[_BASE_STEPS.size:], dims.channels,
+                                  input_width=2 * grid.config.feature_width)
     return EntropyModel(grid, context, steps)

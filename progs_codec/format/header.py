@@ -12,6 +12,7 @@ import numpy as np
 from ..entropy.model import EntropyModel, parse_entropy_model
 from ..errors import FormatError, LimitError, UnsupportedError
 from ..model import MLP, AttributeDims, CoordinateConvention, GaussianMLPs, Refinement, SceneFrame
+from .container import VERSION
 
 __all__ = [
     "AttributeCoding",
@@ -47,6 +48,10 @@ MAX_FEATURE_DIM = 1024
 MAX_SCALING_DIM = 64
 MAX_OFFSETS = 64
 MAX_HIDDEN_WIDTH = 1024
+
+#: The fields of part ``frame`` in stream order: its checks are made in this order (8.4, F2).
+FRAME_FIELDS = ("origin", "root_voxel_size", "base_depth", "num_levels", "convention",
+                "attribute_coding", "feature_dim", "scaling_dim", "num_offsets", "reserved")
 
 _PART_LENGTH = struct.Struct("<I")
 _FRAME = struct.Struct("<3ffBBBBHHHH")
@@ -141,15 +146,18 @@ def _write_gaussian_mlps(mlps: GaussianMLPs | None, dims: AttributeDims) -> byte
     return _MLP_HEAD.pack(int(mlps.use_distance), hidden_width) + b"".join(arrays)
 
 
-def _parse_gaussian_mlps(buf: bytes, dims: AttributeDims) -> GaussianMLPs | None:
+def _parse_gaussian_mlps(buf: bytes, dims: AttributeDims,
+                         minor_version: int = 0) -> GaussianMLPs | None:
     if not buf:
         return None
     if len(buf) < _MLP_HEAD.size:
         raise FormatError("gaussian_mlps part too short", chunk="HEAD", field="gaussian_mlps")
     flags, hidden_width = _MLP_HEAD.unpack_from(buf)
     if flags & ~1:
-        raise FormatError(f"unknown gaussian_mlps flags {flags:#x}", chunk="HEAD",
-                          field="gaussian_mlps.flags")
+        # Flag bits 1-7 belong to later minor versions (spec 2.4).
+        error = UnsupportedError if minor_version > VERSION[1] else FormatError
+        raise error(f"unknown gaussian_mlps flags {flags:#x}", chunk="HEAD",
+                    field="gaussian_mlps.flags")
     if not 1 <= hidden_width <= MAX_HIDDEN_WIDTH:
         raise FormatError(f"hidden_width {hidden_width} outside 1..{MAX_HIDDEN_WIDTH}",
                           chunk="HEAD", field="gaussian_mlps.hidden_width")
@@ -222,9 +230,15 @@ def _parse_rendering(part: bytes) -> Refinement:
 def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
     """Parse and check the ``HEAD`` payload of a stream of ``minor_version`` (spec 3).
 
+    The checks are made in the order of spec 8.4 (rows P1-R2): the parts are split first,
+    then each part's fields are checked in stream order.
+
     Raises:
         FormatError: a part has the wrong size or a field breaks its rule; the error names it.
-        UnsupportedError: a value reserved for later versions (``refine``).
+        LimitError: a part's length runs past the payload, or a range of chapter 5 or 6.
+        UnsupportedError: a value reserved for later versions (``refine`` 2..255; in a stream
+            of a newer minor version, ``reserved``, ``convention``, ``attribute_coding`` or
+            ``gaussian_mlps`` flags that this version does not define, spec 2.4).
     """
     parts = split_parts(payload, minor_version)
     if len(parts["frame"]) != _FRAME.size:
@@ -232,18 +246,24 @@ def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
                           chunk="HEAD", field="frame")
     (ox, oy, oz, voxel, base_depth, num_levels, convention, coding, feature_dim, scaling_dim,
      num_offsets, reserved) = _FRAME.unpack(parts["frame"])
-    if convention not in tuple(CoordinateConvention):
-        raise FormatError(f"unknown convention {convention}", chunk="HEAD", field="convention")
-    if coding not in tuple(AttributeCoding):
-        raise FormatError(f"unknown attribute_coding {coding}", chunk="HEAD",
-                          field="attribute_coding")
-    if reserved:
-        raise FormatError("reserved field is not zero", chunk="HEAD", field="reserved")
+    dims = AttributeDims(feature=feature_dim, scaling=scaling_dim, num_offsets=num_offsets)
+    ranges = dict(frame_problems(SceneFrame((ox, oy, oz), voxel, base_depth, num_levels), dims))
+    # A reserved value is a later minor version's extension in a newer stream (spec 2.4).
+    reserved_error = UnsupportedError if minor_version > VERSION[1] else FormatError
+    reserved_values = {
+        "convention": (convention not in tuple(CoordinateConvention),
+                       f"unknown convention {convention}"),
+        "attribute_coding": (coding not in tuple(AttributeCoding),
+                             f"unknown attribute_coding {coding}"),
+        "reserved": (reserved != 0, "reserved field is not zero"),
+    }
+    for field in FRAME_FIELDS:                       # field order (spec 8.4, row F2)
+        if field in reserved_values and reserved_values[field][0]:
+            raise reserved_error(reserved_values[field][1], chunk="HEAD", field=field)
+        if field in ranges:
+            raise FormatError(ranges[field], chunk="HEAD", field=field)
     frame = SceneFrame(origin=(ox, oy, oz), root_voxel_size=voxel, base_depth=base_depth,
                        num_levels=num_levels, convention=CoordinateConvention(convention))
-    dims = AttributeDims(feature=feature_dim, scaling=scaling_dim, num_offsets=num_offsets)
-    for field, message in frame_problems(frame, dims):
-        raise FormatError(message, chunk="HEAD", field=field)
     if len(parts["toc"]) != _TOC_ENTRY.size * num_levels:
         raise FormatError(f"toc part holds {len(parts['toc'])} bytes, {num_levels} levels need "
                           f"{_TOC_ENTRY.size * num_levels}", chunk="HEAD", field="toc")
@@ -258,7 +278,7 @@ def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
             if parts[name]:
                 raise FormatError(f"part {name} must be empty with raw attribute coding",
                                   chunk="HEAD", field=name)
-    gaussian_mlps = _parse_gaussian_mlps(parts["gaussian_mlps"], dims)
+    gaussian_mlps = _parse_gaussian_mlps(parts["gaussian_mlps"], dims, minor_version)
     refine = _parse_rendering(parts["rendering"]) if "rendering" in parts else Refinement.ADD
     return Header(frame=frame, dims=dims, attribute_coding=coding, toc=toc,
                   gaussian_mlps=gaussian_mlps, entropy_model=entropy_model,

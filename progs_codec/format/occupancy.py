@@ -124,9 +124,12 @@ class _MaskReader:
         if pos + 4 > len(section):
             self._fail("structure section ends before num_words")
         (num_words,) = _WORD_COUNT.unpack_from(section, pos)
-        if pos + 4 + 4 * num_words != len(section):
-            raise LimitError(f"num_words {num_words} does not fill the structure section of "
+        if pos + 4 + 4 * num_words > len(section):    # words past the section (8.4, O4)
+            raise LimitError(f"num_words {num_words} runs past the structure section of "
                              f"{len(section)} bytes", chunk=chunk, field="structure")
+        if pos + 4 + 4 * num_words < len(section):    # bytes after the words (8.4, O5)
+            self._fail(f"{len(section) - pos - 4 - 4 * num_words} bytes follow the words of "
+                       f"the structure section")
         self.counts = counts
         self.total = int(counts.sum())
         self.read = 0
