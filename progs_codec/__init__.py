@@ -27,6 +27,7 @@ from .errors import (
 from .format.container import MAGIC, VERSION
 from .model import AttributeDims, GaussianMLPs, Level, ProgsModel, Refinement, SceneFrame
 from .tools.inspect import StreamInfo, inspect
+from .tools.truncate import truncate
 from .version import __version__
 
 
@@ -36,6 +37,7 @@ __all__ = [
     "Decoder",
     "inspect",
     "StreamInfo",
+    "truncate",
     "ProgsModel",
     "Level",
     "SceneFrame",

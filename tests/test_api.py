@@ -5,8 +5,8 @@ import progs_codec
 
 def test_all_is_pinned():
     assert sorted(progs_codec.__all__) == sorted([
-        "encode", "decode", "Decoder", "inspect", "StreamInfo", "ProgsModel", "Level",
-        "SceneFrame", "AttributeDims", "GaussianMLPs", "Refinement", "MAGIC", "VERSION",
+        "encode", "decode", "Decoder", "inspect", "StreamInfo", "truncate", "ProgsModel",
+        "Level", "SceneFrame", "AttributeDims", "GaussianMLPs", "Refinement", "MAGIC", "VERSION",
         "ProgsError",
         "FormatError", "ChecksumError", "TruncatedError", "UnsupportedError", "LimitError",
         "ModelError", "build_model", "LevelArrays", "BuildResult"])

@@ -26,6 +26,7 @@ __all__ = [
     "write_header",
     "parse_header",
     "split_parts",
+    "cut_header",
     "frame_problems",
     "mlp_shapes",
 ]
@@ -284,3 +285,20 @@ def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
                   gaussian_mlps=gaussian_mlps, entropy_model=entropy_model,
                   part_sizes={name: len(part) for name, part in parts.items()},
                   refine=refine, minor_version=minor_version)
+
+
+def cut_header(payload: bytes, toc: tuple[TocEntry, ...]) -> bytes:
+    """The ``HEAD`` payload of the same stream cut to ``len(toc)`` levels (spec 3.1, 3.3).
+
+    ``num_levels`` in the frame part and the table of contents are replaced; every other
+    part, and any bytes after the parts this decoder knows, are kept byte for byte. The
+    payload must have passed :func:`parse_header`.
+    """
+    (frame_length,) = _PART_LENGTH.unpack_from(payload, 0)
+    fields = list(_FRAME.unpack_from(payload, 4))
+    fields[5] = len(toc)                                   # num_levels
+    (toc_length,) = _PART_LENGTH.unpack_from(payload, 4 + frame_length)
+    rest = payload[8 + frame_length + toc_length:]
+    toc_part = b"".join(_TOC_ENTRY.pack(e.offset, e.size, e.anchor_count) for e in toc)
+    return (_PART_LENGTH.pack(_FRAME.size) + _FRAME.pack(*fields)
+            + _PART_LENGTH.pack(len(toc_part)) + toc_part + rest)

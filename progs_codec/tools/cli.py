@@ -2,7 +2,8 @@
 
 Subcommands mirror the functions: ``inspect`` (:func:`progs_codec.inspect`), ``decode``
 (:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.render.bake.export_splats`),
-``render`` (:func:`progs_codec.render.render_orbit`), ``conformance run``
+``render`` (:func:`progs_codec.render.render_orbit`), ``truncate``
+(:func:`progs_codec.truncate`), ``conformance run``
 (:func:`progs_codec.tools.conformance.run_suite`).
 
 A user's mistake never prints a traceback: argparse checks every value (usage line, status
@@ -141,6 +142,25 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_truncate(args: argparse.Namespace) -> int:
+    from ..files import check_output_file, write_atomic
+    from .truncate import truncate
+
+    if os.path.exists(args.output) and os.path.samefile(args.file, args.output):
+        raise ProgsError(f"-o {args.output} would overwrite its input; write another file")
+    check_output_file(args.output)
+    with open(args.file, "rb") as f:
+        data = f.read()
+    cut = truncate(data, args.max_lod)
+    write_atomic(args.output, cut)
+    from .inspect import inspect
+
+    info = inspect(cut)
+    print(f"wrote {args.output}: LoD {len(info.levels)} of {len(info.levels)} "
+          f"({info.levels[-1].lod_anchors:,} LoD anchors), {len(cut):,} of {len(data):,} bytes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="progs-codec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -180,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FOLDER",
                    help="output folder (created if missing)")
     p.set_defaults(run=_cmd_render)
+
+    p = commands.add_parser("truncate", help="a complete stream of LoDs 1..K (one static file "
+                            "per rate), decoding bit for bit as the original's LoD K")
+    p.add_argument("file", help=".progs stream (or a prefix holding level K)")
+    p.add_argument("--max-lod", type=_positive_int, required=True, metavar="K",
+                   help="keep levels 1..K")
+    p.add_argument("-o", "--output", required=True, help="the .progs file to write")
+    p.set_defaults(run=_cmd_truncate)
 
     # Listed for --help only: main() hands "conformance run ..." to the runner's own parser.
     p = commands.add_parser("conformance", help="run the conformance suite against a decoder: "
