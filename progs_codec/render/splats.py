@@ -22,6 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from ..files import atomic_path, check_output_file
 
 __all__ = ["Splats", "SplatsError", "SH_C0", "sh_basis", "read_splats", "write_splats",
            "read_ply", "write_ply", "read_splat", "write_splat", "read_spz", "write_spz",
-           "check_splats_output"]
+           "check_splats_output", "check_ply_header", "check_spz_header"]
 
 #: The degree-0 spherical-harmonic basis value, ``1 / (2 sqrt(pi))``.
 SH_C0 = 0.28209479177387814
@@ -149,27 +152,104 @@ def _logit(p: np.ndarray) -> np.ndarray:
 # -- graphdeco PLY -------------------------------------------------------------------------
 
 
+#: Bytes per value of each PLY scalar type.
+_PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2,
+              "int16": 2, "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4,
+              "float": 4, "float32": 4, "double": 8, "float64": 8}
+_PLY_FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
+
+
+def check_ply_header(raw: bytes, path: str | Path = "<bytes>", *,
+                     file_size: int | None = None) -> int:
+    r"""Checks a PLY header against the bytes that follow it; returns the vertex count.
+
+    The declared element counts are not trusted: each element needs at least its records'
+    bytes (binary: the scalar sizes, a list's count field; ASCII: a digit and a separator
+    per value), and the file must hold them all, before any reader allocates for them.
+    ``raw`` is the file, or its first bytes (the header) with ``file_size`` the whole size.
+
+    Raises:
+        SplatsError: no ``ply`` magic, an unknown format or type, no ``vertex`` element, or
+            counts the file cannot hold.
+
+    >>> check_ply_header(b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\n"
+    ...                  b"end_header\n1\n2\n")
+    2
+    """
+    def fail(message: str):
+        return SplatsError(f"{path}: {message}")
+
+    end = raw.find(b"end_header", 0, 1 << 20)
+    newline = raw.find(b"\n", end) if end >= 0 else -1
+    if not raw.startswith(b"ply") or newline < 0:
+        raise fail("not a PLY file (no 'ply' magic or no 'end_header' line)")
+    try:
+        lines = raw[:end].decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise fail("the PLY header is not ASCII") from None
+    fmt, elements = None, []    # [name, count, least bytes of a binary record, values]
+    for line in lines[1:]:
+        words = line.split()
+        if not words or words[0] in ("comment", "obj_info"):
+            continue
+        if words[0] == "format" and len(words) == 3 and words[1] in _PLY_FORMATS:
+            fmt = words[1]
+        elif words[0] == "element" and len(words) == 3 and words[2].isdigit():
+            elements.append([words[1], int(words[2]), 0, 0])
+        elif words[0] == "property" and elements and len(words) == 3 \
+                and words[1] in _PLY_SIZES:
+            elements[-1][2] += _PLY_SIZES[words[1]]
+            elements[-1][3] += 1
+        elif words[0] == "property" and elements and len(words) == 5 and words[1] == "list" \
+                and words[2] in _PLY_SIZES and words[3] in _PLY_SIZES:
+            elements[-1][2] += _PLY_SIZES[words[2]]      # the count field, at least
+            elements[-1][3] += 1
+        else:
+            raise fail(f"unreadable PLY header line {line.strip()[:60]!r}")
+    if fmt is None:
+        raise fail("the PLY header names no known format")
+    counts = {element[0]: element[1] for element in elements}
+    if "vertex" not in counts:
+        raise fail("no 'vertex' element")
+    body = (len(raw) if file_size is None else file_size) - newline - 1
+    needed = sum(count * (2 * values if fmt == "ascii" else record)
+                 for _, count, record, values in elements)
+    if needed > body:
+        raise fail(f"the header declares {counts['vertex']:,} vertices (and other elements) "
+                   f"needing at least {needed:,} bytes, the file holds {body:,} after it")
+    return counts["vertex"]
+
+
 def read_ply(path: str | Path) -> Splats:
     """Reads a graphdeco-inria 3DGS ``.ply`` (binary or ASCII) into activated :class:`Splats`.
 
     Raises:
-        SplatsError: no ``vertex`` element, a missing property (named), or an ``f_rest`` count
-            that is not ``3 * ((d+1)**2 - 1)`` for ``d <= 3``.
+        SplatsError: a header whose counts the file cannot hold (:func:`check_ply_header`),
+            no ``vertex`` element, a missing property (named), an ``f_rest`` count that is
+            not ``3 * ((d+1)**2 - 1)`` for ``d <= 3``, or anything plyfile cannot parse.
     """
-    from plyfile import PlyData
+    with open(path, "rb") as f:
+        check_ply_header(f.read(1 << 20), path, file_size=os.fstat(f.fileno()).st_size)
+    from plyfile import PlyData, PlyParseError
 
-    ply = PlyData.read(str(path))
+    try:
+        ply = PlyData.read(str(path))
+    except (PlyParseError, ValueError, TypeError, IndexError, KeyError, EOFError) as exc:
+        raise SplatsError(f"{path}: unreadable PLY: {exc}") from exc
     if "vertex" not in ply:
         raise SplatsError(f"{path}: no 'vertex' element")
     v = ply["vertex"].data
-    names = set(v.dtype.names)
+    names = set(v.dtype.names or ())
     for prop in _REQUIRED_PLY:
         if prop not in names:
             raise SplatsError(f"{path}: missing required PLY property {prop!r}")
-    rest = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: int(n[7:]))
+    rest = sorted((n for n in names if n.startswith("f_rest_") and n[7:].isdigit()),
+                  key=lambda n: int(n[7:]))
     if len(rest) % 3 or len(rest) // 3 + 1 not in (1, 4, 9, 16) \
             or rest != [f"f_rest_{i}" for i in range(len(rest))]:
         raise SplatsError(f"{path}: {len(rest)} f_rest properties do not form SH degree 1..3")
+    if any(v.dtype[p].shape or v.dtype[p].kind == "O" for p in _REQUIRED_PLY + tuple(rest)):
+        raise SplatsError(f"{path}: the 3DGS properties must be scalars, not lists")
 
     def cols(*props: str) -> np.ndarray:
         return np.stack([np.asarray(v[p], dtype=np.float32) for p in props], axis=-1)
@@ -249,13 +329,76 @@ def write_splat(path: str | Path, splats: Splats) -> None:
 # -- Niantic SPZ (through gsply) ------------------------------------------------------------
 
 
+_SPZ_MAGIC = 0x5053474E          # "NGSP"
+_SPZ_HEADER = struct.Struct("<IIIBBBB")
+#: Bytes an SPZ may decompress to beyond its Gaussians' sections (extensions, flag 0x2).
+_SPZ_EXTENSION_BYTES = 1 << 20
+#: Most bytes of Gaussians an SPZ may declare per byte of file (deflate reaches ~1032:1).
+_SPZ_MAX_RATIO = 1 << 15
+
+
+def check_spz_header(raw: bytes, path: str | Path = "<bytes>") -> int:
+    """Checks an SPZ file's declared Gaussian count against its data; returns the count.
+
+    For the gzip container (versions 1-3) the header is read from the first decompressed
+    bytes, and the whole stream is inflated in bounded pieces, without keeping it: it must
+    hold the declared Gaussians' sections and at most 1 MiB more (a gzip bomb is refused
+    before it is inflated in memory). A file may declare at most 32,768 bytes of sections
+    per byte of file.
+
+    Raises:
+        SplatsError: not an SPZ file, an unknown version or SH degree, a corrupt gzip
+            stream, or a count the data cannot hold.
+    """
+    def fail(message: str):
+        return SplatsError(f"{path}: {message}")
+
+    if raw[:2] != b"\x1f\x8b":
+        if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == _SPZ_MAGIC:
+            return -1  # the NGSP v4 container: gsply checks its stream sizes
+        raise fail("not an SPZ file (no gzip or NGSP magic)")
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        head = inflate.decompress(raw, _SPZ_HEADER.size)
+        if len(head) < _SPZ_HEADER.size:
+            raise fail("the SPZ stream ends inside its header")
+        magic, version, n, degree, fractional_bits, _, _ = _SPZ_HEADER.unpack(head)
+        if magic != _SPZ_MAGIC or version not in (1, 2, 3) or degree > 3:
+            raise fail(f"not an SPZ 1-3 header (magic {magic:#x}, version {version}, "
+                       f"SH degree {degree})")
+        per_gaussian = 9 + 1 + 3 + 3 + (4 if version >= 3 else 3) + 3 * ((degree + 1) ** 2 - 1)
+        expected = n * per_gaussian
+        if expected > _SPZ_MAX_RATIO * len(raw):
+            raise fail(f"{n:,} Gaussians declared in a file of {len(raw):,} bytes")
+        inflated, bound = 0, expected + _SPZ_EXTENSION_BYTES
+        data = inflate.unconsumed_tail
+        while data and inflated <= bound:
+            inflated += len(inflate.decompress(data, 1 << 20))
+            data = inflate.unconsumed_tail
+        if inflated <= bound and not inflate.eof:
+            inflated += len(inflate.flush())
+    except zlib.error as exc:
+        raise fail(f"corrupt gzip stream: {exc}") from None
+    if inflated > bound:
+        raise fail(f"inflates to more than the {n:,} Gaussians it declares need "
+                   f"({expected:,} bytes and 1 MiB of extensions)")
+    if inflated < expected:
+        raise fail(f"declares {n:,} Gaussians ({expected:,} bytes), holds {inflated:,}")
+    return n
+
+
 def read_spz(path: str | Path) -> Splats:
-    """Reads a Niantic ``.spz`` file (via ``gsply``)."""
+    """Reads a Niantic ``.spz`` file (via ``gsply``), after :func:`check_spz_header`.
+
+    Raises:
+        SplatsError: the file is not a readable SPZ (any error of ``gsply`` included).
+    """
+    check_spz_header(Path(path).read_bytes(), path)
     import gsply
 
     try:
         data = gsply.read_spz(str(path))
-    except ValueError as exc:
+    except (ValueError, EOFError, zlib.error, struct.error, IndexError) as exc:
         raise SplatsError(f"{path}: {exc}") from exc
     n = len(data.means)
     higher = (np.zeros((n, 0, 3), np.float32) if data.shN is None
