@@ -123,6 +123,9 @@ def test_reference_command(stream, tmp_path, capsys):
     assert "error-class: checksum" in capsys.readouterr().err
     assert main([str(source), "0", str(out)]) == 64
     assert main([str(source)]) == 64
+    missing = tmp_path / "no" / "out.dump"           # checked before decoding, named as given
+    assert main([str(source), "2", str(missing)]) == 64
+    assert f"'{missing}'" in capsys.readouterr().err
 
 
 

@@ -238,8 +238,8 @@ def decode_to_dump(stream: bytes, max_lod: int) -> bytes:
 def main(argv: Sequence[str] | None = None) -> int:
     """``INPUT MAX_LOD OUTPUT``: the reference decoder of the conformance convention (10.4).
 
-    Exit status 0 with the dump written; 2 with ``error-class: NAME`` on stderr when the
-    stream is invalid; 64 on a usage error.
+    Exit status 0 with the dump written (atomically); 2 with ``error-class: NAME`` on stderr
+    when the stream is invalid; 64 on a usage error (OUTPUT's folder checked first).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or not args[1].isdigit() or int(args[1]) < 1:
@@ -247,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 64
     source, max_lod, target = args[0], int(args[1]), args[2]
+    from ..files import check_output_file, write_atomic
+
+    try:
+        check_output_file(target)       # before decoding, naming the path as given
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 64
     try:
         with open(source, "rb") as f:
             dump = decode_to_dump(f.read(), max_lod)
@@ -254,8 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error-class: {error_class(error)}", file=sys.stderr)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with open(target, "wb") as f:
-        f.write(dump)
+    write_atomic(target, dump)
     return 0
 
 
