@@ -258,13 +258,14 @@ def read_ply(path: str | Path) -> Splats:
     dc = cols("f_dc_0", "f_dc_1", "f_dc_2")[:, None, :]
     # f_rest is channel-major: [3, B-1] per Gaussian.
     higher = cols(*rest).reshape(n, 3, -1).transpose(0, 2, 1) if rest else np.zeros((n, 0, 3))
-    return Splats(
-        means=cols("x", "y", "z"),
-        scales=np.exp(cols("scale_0", "scale_1", "scale_2")),
-        quats=cols("rot_0", "rot_1", "rot_2", "rot_3"),
-        opacities=_sigmoid(np.asarray(v["opacity"], dtype=np.float32)),
-        sh=np.concatenate([dc, higher.astype(np.float32)], axis=1),
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # a file's inf and nan stay as they are
+        return Splats(
+            means=cols("x", "y", "z"),
+            scales=np.exp(cols("scale_0", "scale_1", "scale_2")),
+            quats=cols("rot_0", "rot_1", "rot_2", "rot_3"),
+            opacities=_sigmoid(np.asarray(v["opacity"], dtype=np.float32)),
+            sh=np.concatenate([dc, higher.astype(np.float32)], axis=1),
+        )
 
 
 def write_ply(path: str | Path, splats: Splats) -> None:
@@ -403,9 +404,10 @@ def read_spz(path: str | Path) -> Splats:
     n = len(data.means)
     higher = (np.zeros((n, 0, 3), np.float32) if data.shN is None
               else np.asarray(data.shN, np.float32).reshape(n, -1, 3))
-    return Splats(means=data.means, scales=np.exp(data.scales), quats=data.quats,
-                  opacities=_sigmoid(np.asarray(data.opacities, np.float32)),
-                  sh=np.concatenate([np.asarray(data.sh0, np.float32)[:, None], higher], 1))
+    with np.errstate(over="ignore", invalid="ignore"):  # a file's inf and nan stay as they are
+        return Splats(means=data.means, scales=np.exp(data.scales), quats=data.quats,
+                      opacities=_sigmoid(np.asarray(data.opacities, np.float32)),
+                      sh=np.concatenate([np.asarray(data.sh0, np.float32)[:, None], higher], 1))
 
 
 def write_spz(path: str | Path, splats: Splats) -> None:
