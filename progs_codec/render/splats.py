@@ -371,20 +371,26 @@ def check_spz_header(raw: bytes, path: str | Path = "<bytes>") -> int:
         expected = n * per_gaussian
         if expected > _SPZ_MAX_RATIO * len(raw):
             raise fail(f"{n:,} Gaussians declared in a file of {len(raw):,} bytes")
-        inflated, bound = 0, expected + _SPZ_EXTENSION_BYTES
+        inflated, bound = len(head), _SPZ_HEADER.size + expected + _SPZ_EXTENSION_BYTES
         data = inflate.unconsumed_tail
-        while data and inflated <= bound:
+        while inflated <= bound:                 # gzip members one after another, as gsply
+            if inflate.eof:                      # reads them; trailing zeros are padding
+                data = inflate.unused_data
+                if not data.strip(b"\0"):
+                    break
+                inflate = zlib.decompressobj(wbits=31)
+            elif not data:
+                break
             inflated += len(inflate.decompress(data, 1 << 20))
             data = inflate.unconsumed_tail
-        if inflated <= bound and not inflate.eof:
-            inflated += len(inflate.flush())
     except zlib.error as exc:
         raise fail(f"corrupt gzip stream: {exc}") from None
     if inflated > bound:
         raise fail(f"inflates to more than the {n:,} Gaussians it declares need "
                    f"({expected:,} bytes and 1 MiB of extensions)")
-    if inflated < expected:
-        raise fail(f"declares {n:,} Gaussians ({expected:,} bytes), holds {inflated:,}")
+    if inflated < _SPZ_HEADER.size + expected:
+        raise fail(f"declares {n:,} Gaussians ({expected:,} bytes), holds "
+                   f"{inflated - _SPZ_HEADER.size:,}")
     return n
 
 

@@ -1,0 +1,199 @@
+"""Bounded memory: every declared size is checked before anything is allocated for it.
+
+One test per limit, each with a stream of a few hundred bytes that declares far more than
+it holds: the decoder refuses it (``LimitError``, or ``SplatsError`` for the 3DGS readers)
+without allocating, which ``tracemalloc`` measures (numpy reports its buffers to it).
+"""
+
+import gzip
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from progs_codec import FormatError, LimitError, decode, encode, inspect, truncate
+from progs_codec.codec import DEFAULT_MAX_ANCHORS, DEFAULT_MAX_EXPANSION
+from progs_codec.entropy.hashgrid import GRID_BYTES_PER_PARAM, MAX_PARAMS
+from progs_codec.format.container import FILE_HEADER_SIZE, ChunkReader, write_chunk
+from progs_codec.format.header import split_parts
+from progs_codec.format.walker import level_memory
+from progs_codec.render.splats import (SplatsError, check_ply_header, check_spz_header,
+                                       read_splats)
+from progs_codec.testing import synthetic_model
+
+MB = 1 << 20
+
+
+def peak_of(function, *args, **kwargs):
+    """``(exception or result, peak bytes traced)`` of one call."""
+    tracemalloc.start()
+    try:
+        outcome = function(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - the test inspects it
+        outcome = error
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return outcome, peak
+
+
+def chunks_of(stream):
+    reader = ChunkReader()
+    reader.feed(stream)
+    return [(c.type, c.payload) for c in iter(reader.next_chunk, None)]
+
+
+def with_head(stream, head_payload):
+    """The stream with its HEAD payload replaced (level offsets are not fixed up: these
+    streams are refused at the header)."""
+    chunks = chunks_of(stream)
+    return stream[:FILE_HEADER_SIZE] + b"".join(
+        write_chunk(t, head_payload if t == b"HEAD" else p) for t, p in chunks)
+
+
+def parts_payload(parts):
+    return b"".join(struct.pack("<I", len(p)) + p for p in parts.values())
+
+
+@pytest.fixture(scope="module")
+def entropy_stream():
+    return encode(synthetic_model(200, 2, seed=7))
+
+
+def toc_declaring(stream, level, anchors):
+    parts = split_parts(chunks_of(stream)[0][1])
+    toc = bytearray(parts["toc"])
+    struct.pack_into("<I", toc, 16 * (level - 1) + 12, anchors)
+    parts["toc"] = bytes(toc)
+    return with_head(stream, parts_payload(parts))
+
+
+def test_level_expansion(entropy_stream):
+    """A level's table-of-contents entry may not declare more decoded memory than
+    max_expansion bytes per byte of its chunk (spec 8.5)."""
+    info = inspect(entropy_stream)
+    size = info.levels[1].bytes
+    dense = DEFAULT_MAX_EXPANSION * size // level_memory(1, info.dims) + 1   # just over
+    assert dense < DEFAULT_MAX_ANCHORS   # max_anchors alone would let it through
+    stream = toc_declaring(entropy_stream, 2, dense)
+    error, peak = peak_of(decode, stream)
+    assert isinstance(error, LimitError) and "max_expansion" in str(error)
+    assert "level 2 declares" in str(error) and peak < 8 * MB
+    for tool in (inspect, lambda s: truncate(s, 2)):
+        assert isinstance(peak_of(tool, stream)[0], LimitError)
+    assert decode(stream, max_lod=1).lod == 1     # only the levels asked for count
+    # Lifted, the same header passes, and the level chunk itself disagrees with it.
+    with pytest.raises(FormatError, match="anchor_count"):
+        decode(stream, max_expansion=None)
+    # The real streams are far from it: 15x for the densest conformance vector.
+    assert max(level_memory(lv.anchors, info.dims) / lv.bytes for lv in info.levels) < 100
+
+
+def test_max_anchors(entropy_stream):
+    stream = toc_declaring(entropy_stream, 1, DEFAULT_MAX_ANCHORS + 1)
+    error, peak = peak_of(decode, stream, max_expansion=None)
+    assert isinstance(error, LimitError) and "max_anchors" in str(error) and peak < 8 * MB
+
+
+def grid_part(features, log2_table, resolutions, ones=0, words=(1,)):
+    return (struct.pack("<5B", features, len(resolutions), log2_table, 0, 1)
+            + np.array(resolutions, "<u2").tobytes() + struct.pack("<II", ones, len(words))
+            + np.array(words, "<u4").tobytes())
+
+
+def test_hash_grid_parameters(entropy_stream):
+    """About 40 bytes declare 2**26 grid parameters (all zero, one rANS word): refused
+    before the bits are decoded, as is any grid beyond max_expansion bytes per byte."""
+    parts = split_parts(chunks_of(entropy_stream)[0][1])
+    grid = parse_grid_head(parts["hash_grid"])
+    # The original's feature width (the context model reads it), as 3D levels whose tables
+    # are as large as MAX_PARAMS allows.
+    log2 = (MAX_PARAMS // (grid["features"] * grid["levels"])).bit_length() - 1
+    parts["hash_grid"] = grid_part(grid["features"], log2, [4095] * grid["levels"])
+    params = grid["features"] * grid["levels"] * (1 << log2)
+    assert MAX_PARAMS // 2 < params <= MAX_PARAMS and len(parts["hash_grid"]) < 100
+    stream = with_head(entropy_stream, parts_payload(parts))
+    error, peak = peak_of(decode, stream)
+    assert isinstance(error, LimitError) and "parameters coded in" in str(error)
+    assert peak < 8 * MB
+    assert isinstance(peak_of(inspect, stream)[0], LimitError)
+
+
+def parse_grid_head(part):
+    features, n3, _, n2, _ = struct.unpack_from("<5B", part)
+    return {"features": features, "levels": n3 + 3 * n2 if n3 else 3 * n2}
+
+
+def test_grid_limit_is_proportional(entropy_stream):
+    """max_expansion / GRID_BYTES_PER_PARAM parameters per byte of the part: the sample's
+    grid is 250x below it."""
+    from progs_codec.format.walker import ChunkWalker
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "plant.progs"
+    walker = ChunkWalker()
+    walker.feed(sample.read_bytes())
+    header = walker.next_step().header
+    params = header.entropy_model.hash_grid.config.num_params
+    allowed = DEFAULT_MAX_EXPANSION * header.part_sizes["hash_grid"] // GRID_BYTES_PER_PARAM
+    assert allowed > 100 * params
+
+
+def test_spz_count_and_gzip_bomb(tmp_path):
+    """An SPZ header's count must fit the data, and the data may not inflate to more."""
+    head = struct.pack("<IIIBBBB", 0x5053474E, 2, 10_000_000, 0, 12, 0, 0)
+    path = tmp_path / "big.spz"
+    path.write_bytes(gzip.compress(head + bytes(100)))
+    error, peak = peak_of(read_splats, path)
+    assert isinstance(error, SplatsError) and "10,000,000 Gaussians" in str(error)
+    assert peak < 8 * MB
+    bomb = gzip.compress(struct.pack("<IIIBBBB", 0x5053474E, 2, 1, 0, 12, 0, 0)
+                         + bytes(64 * MB))       # 64 MB of zeros: a 65 kB file
+    (tmp_path / "bomb.spz").write_bytes(bomb)
+    assert len(bomb) < 100_000
+    error, peak = peak_of(read_splats, tmp_path / "bomb.spz")
+    assert isinstance(error, SplatsError) and "inflates to more" in str(error)
+    assert peak < 8 * MB
+    with pytest.raises(SplatsError, match="corrupt gzip"):
+        check_spz_header(gzip.compress(head)[:-8] + b"garbage!")
+
+
+@pytest.mark.parametrize("fmt", ["binary_little_endian", "ascii"])
+def test_ply_count(tmp_path, fmt):
+    """A PLY header declaring a billion vertices over a few bytes is refused unread."""
+    props = "".join(f"property float {p}\n" for p in
+                    ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0",
+                     "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"))
+    raw = f"ply\nformat {fmt} 1.0\nelement vertex 1000000000\n{props}end_header\n".encode()
+    path = tmp_path / "big.ply"
+    path.write_bytes(raw + bytes(560))
+    error, peak = peak_of(read_splats, path)
+    assert isinstance(error, SplatsError) and "1,000,000,000 vertices" in str(error)
+    assert peak < 8 * MB
+    assert check_ply_header(raw.replace(b"1000000000", b"10") + bytes(560)) == 10
+
+
+# Found by fuzzing (fuzz/results.json): a gzip member followed by zero bytes made the bounded
+# inflate loop spin forever (zlib keeps an ended stream's tail as it was).
+SPZ_HANG = (
+    "H4sIAEVwDWsA//NzDw5gZmBg4ABiBh4Ghud//5f+/P/33//Hf/+X//z/79//X2CRx//+f/j7v/Dn/7v//r/++7/s"
+    "5/8XYDWZP/9fBUvl/vx/49//F3//1/z8/+vff04GU2EdcQHBw4d3Hj58eO2Gvo6pRZMmVyxd09Q7uWDl+skOqpFB"
+    "BgbOeg4hYnZBojY6aj5hwrZyQQa6oRff7my94+Sf8OrDhliNonZdg5JehgfvLj5dUfBvF6suAHXW6RWwAAAAAAAA"
+    "AAAAAAQ=")
+
+
+def test_spz_members_and_trailing_bytes():
+    import base64
+    import time
+
+    start = time.process_time()
+    with pytest.raises(SplatsError, match="corrupt gzip"):   # its tail is no gzip member
+        check_spz_header(base64.b64decode(SPZ_HANG))
+    assert time.process_time() - start < 1.0
+    # A valid first member and a bomb in a second one: the second is counted too.
+    head = struct.pack("<IIIBBBB", 0x5053474E, 2, 1, 0, 12, 0, 0)
+    two = gzip.compress(head + bytes(19)) + gzip.compress(bytes(64 * MB))
+    error, peak = peak_of(check_spz_header, two)
+    assert isinstance(error, SplatsError) and "inflates to more" in str(error)
+    assert peak < 8 * MB
+    assert check_spz_header(gzip.compress(head + bytes(19)) + bytes(8)) == 1
