@@ -580,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--artifacts", type=Path, default=Path("/tmp/progs-fuzz-artifacts"))
     p.add_argument("--work", type=Path, default=Path("/tmp/progs-fuzz-stats"))
     p.add_argument("--results", type=Path, default=ROOT / "fuzz" / "results.json")
+    p.add_argument("--code", default=None, help="the commit fuzzed, for the results file")
     args = parser.parse_args(argv)
 
     strict_warnings()
@@ -624,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(stats.get('crashes', []))} crashes, {len(stats.get('hangs', []))} hangs, "
               f"rc {rc}", flush=True)
     results = {
+        "code": args.code,
         "machine": machine(),
         "engine": args.engine,
         "memory_limit_mb": args.memory_mb,
