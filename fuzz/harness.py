@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("PROGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 INDEPENDENT = ROOT / "conformance" / "independent_decoder"
 MAX_SEED_BYTES = 256 * 1024
 HANG_SECONDS = 2.0
