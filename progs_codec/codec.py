@@ -23,12 +23,17 @@ from .format.walker import ChunkWalker
 from .format.structure import validate_model_structure
 from .model import Level, ProgsModel, Refinement
 
-__all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS"]
+__all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS",
+           "DEFAULT_MAX_VALUES"]
 
 #: Default cap on the anchors a stream may declare: entropy-coded data can describe millions
 #: of anchors in a few bytes, so a decoder bounds what it allocates, as image decoders bound
-#: pixels. 2**24 anchors is about 15 GB of decoded float32 attributes at 86 channels.
-DEFAULT_MAX_ANCHORS = 1 << 24
+#: pixels. The defaults are capability 1 of spec 8.6, what every conforming decoder decodes:
+#: ``2**21`` anchors and ``2**27`` attribute values (512 MiB of float32), so that no stream,
+#: however small, makes the decoder hold more than about 0.9 GB (``tests/test_limits.py``).
+#: Pass larger limits, or ``None``, to decode more.
+DEFAULT_MAX_ANCHORS = 1 << 21
+DEFAULT_MAX_VALUES = 1 << 27
 
 Stream = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
 
@@ -124,13 +129,15 @@ class Decoder:
     """
 
     def __init__(self, *, max_lod: int | None = None, strict: bool = False,
-                 max_anchors: int = DEFAULT_MAX_ANCHORS):
+                 max_anchors: int | None = DEFAULT_MAX_ANCHORS,
+                 max_values: int | None = DEFAULT_MAX_VALUES):
         if max_lod is not None and (not isinstance(max_lod, (int, np.integer)) or max_lod < 1):
             raise ValueError(f"max_lod must be a positive integer or None, got {max_lod!r}")
         self.max_lod = max_lod
         self.strict = strict
         self.max_anchors = max_anchors
-        self._walker = ChunkWalker(max_lod=max_lod, max_anchors=max_anchors)
+        self._walker = ChunkWalker(max_lod=max_lod, max_anchors=max_anchors,
+                                   max_values=max_values)
         self._levels: list[Level] = []
 
     @property
@@ -214,21 +221,24 @@ def read_stream(stream: Stream) -> bytes:
 
 
 def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False,
-           max_anchors: int = DEFAULT_MAX_ANCHORS) -> ProgsModel:
+           max_anchors: int | None = DEFAULT_MAX_ANCHORS,
+           max_values: int | None = DEFAULT_MAX_VALUES) -> ProgsModel:
     """Decode LoD ``max_lod`` (levels ``1..max_lod``; all levels when ``None``) (spec 8).
 
     ``stream`` is bytes, a path or a binary file. A prefix that ends inside a chunk decodes
     every complete level: the result's ``lod`` says how many, ``complete`` whether all. With
     ``strict=True`` a stream that stops short is an error. A stream whose table of contents
-    declares more than ``max_anchors`` anchors up to ``max_lod`` is refused before anything
-    is allocated.
+    declares more than ``max_anchors`` anchors, or ``max_values`` anchors times channels, up
+    to ``max_lod`` is refused before anything is allocated (spec 8.5; the defaults are the
+    capability of spec 8.6, ``None`` lifts a limit).
 
     Raises:
         TruncatedError: the header is incomplete; or, with ``strict``, the stream stops
             before ``max_lod`` levels (or before ``ENDS`` when all levels are asked for).
         FormatError: the stream is malformed (the error names chunk and field).
         UnsupportedError: unknown major version, critical chunk or structure layout.
-        LimitError: more than ``max_anchors`` anchors declared, or a count beyond the payload.
+        LimitError: more than ``max_anchors`` anchors or ``max_values`` values declared, or a
+            count beyond the payload.
 
     Example:
         >>> from progs_codec.testing import synthetic_model
@@ -236,6 +246,7 @@ def decode(stream: Stream, max_lod: int | None = None, *, strict: bool = False,
         >>> decode(stream[: len(stream) - 40]).lod   # the last level is cut
         2
     """
-    decoder = Decoder(max_lod=max_lod, strict=strict, max_anchors=max_anchors)
+    decoder = Decoder(max_lod=max_lod, strict=strict, max_anchors=max_anchors,
+                      max_values=max_values)
     decoder.feed(read_stream(stream))
     return decoder.close()

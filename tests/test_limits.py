@@ -2,7 +2,9 @@
 
 One test per limit, each with a stream of a few hundred bytes that declares far more than
 it holds: the decoder refuses it (``LimitError``, or ``SplatsError`` for the 3DGS readers)
-without allocating, which ``tracemalloc`` measures (numpy reports its buffers to it).
+without allocating, which ``tracemalloc`` measures (numpy reports its buffers to it). Within
+capability 1 (spec 8.6) a decoder may not refuse: there the largest allocation a few bytes
+can ask for is bounded instead (the hash grid; the attributes by ``max_values``).
 """
 
 import gzip
@@ -13,11 +15,10 @@ import numpy as np
 import pytest
 
 from progs_codec import FormatError, LimitError, decode, encode, inspect, truncate
-from progs_codec.codec import DEFAULT_MAX_ANCHORS, DEFAULT_MAX_EXPANSION
-from progs_codec.entropy.hashgrid import GRID_BYTES_PER_PARAM, MAX_PARAMS
+from progs_codec.codec import DEFAULT_MAX_ANCHORS, DEFAULT_MAX_VALUES
+from progs_codec.entropy.hashgrid import MAX_PARAMS
 from progs_codec.format.container import FILE_HEADER_SIZE, ChunkReader, write_chunk
 from progs_codec.format.header import split_parts
-from progs_codec.format.walker import level_memory
 from progs_codec.render.splats import (SplatsError, check_ply_header, check_spz_header,
                                        read_splats)
 from progs_codec.testing import synthetic_model
@@ -68,75 +69,58 @@ def toc_declaring(stream, level, anchors):
     return with_head(stream, parts_payload(parts))
 
 
-def test_level_expansion(entropy_stream):
-    """A level's table-of-contents entry may not declare more decoded memory than
-    max_expansion bytes per byte of its chunk (spec 8.5)."""
-    info = inspect(entropy_stream)
-    size = info.levels[1].bytes
-    dense = DEFAULT_MAX_EXPANSION * size // level_memory(1, info.dims) + 1   # just over
-    assert dense < DEFAULT_MAX_ANCHORS   # max_anchors alone would let it through
-    stream = toc_declaring(entropy_stream, 2, dense)
-    error, peak = peak_of(decode, stream)
-    assert isinstance(error, LimitError) and "max_expansion" in str(error)
-    assert "level 2 declares" in str(error) and peak < 8 * MB
-    for tool in (inspect, lambda s: truncate(s, 2)):
-        assert isinstance(peak_of(tool, stream)[0], LimitError)
-    assert decode(stream, max_lod=1).lod == 1     # only the levels asked for count
-    # Lifted, the same header passes, and the level chunk itself disagrees with it.
-    with pytest.raises(FormatError, match="anchor_count"):
-        decode(stream, max_expansion=None)
-    # The real streams are far from it: 15x for the densest conformance vector.
-    assert max(level_memory(lv.anchors, info.dims) / lv.bytes for lv in info.levels) < 100
-
-
 def test_max_anchors(entropy_stream):
-    stream = toc_declaring(entropy_stream, 1, DEFAULT_MAX_ANCHORS + 1)
-    error, peak = peak_of(decode, stream, max_expansion=None)
-    assert isinstance(error, LimitError) and "max_anchors" in str(error) and peak < 8 * MB
+    """A (spec 8.5): the anchors the table of contents declares for the requested levels,
+    refused right after HEAD, before any level is read; capability 1 (8.6) is the default."""
+    stream = toc_declaring(entropy_stream, 2, DEFAULT_MAX_ANCHORS)   # A = 2**21 + level 1
+    error, peak = peak_of(decode, stream, max_values=None)
+    assert isinstance(error, LimitError) and "max_anchors=2,097,152" in str(error)
+    assert peak < 8 * MB
+    assert decode(stream, max_lod=1).lod == 1              # only the requested levels count
+    with pytest.raises(FormatError, match="anchor_count"):  # lifted: the chunk disagrees
+        decode(stream, max_anchors=None, max_values=None)
 
 
-def grid_part(features, log2_table, resolutions, ones=0, words=(1,)):
+def test_max_values(entropy_stream):
+    """A·C (spec 8.5): 2**27 attribute values by default, 512 MiB of float32."""
+    channels = inspect(entropy_stream).dims.channels
+    level1 = inspect(entropy_stream).levels[0].anchors
+    within = DEFAULT_MAX_VALUES // channels - level1           # A·C just within capability 1
+    assert within < DEFAULT_MAX_ANCHORS
+    with pytest.raises(FormatError, match="anchor_count"):     # passes the limit, then the
+        decode(toc_declaring(entropy_stream, 2, within))       # chunk disagrees with the TOC
+    stream = toc_declaring(entropy_stream, 2, within + 1)
+    error, peak = peak_of(decode, stream)
+    assert isinstance(error, LimitError) and "max_values=134,217,728" in str(error)
+    assert peak < 8 * MB
+    for tool in (inspect, lambda s: truncate(s, 2)):           # the tools walk with no limit
+        assert isinstance(peak_of(tool, stream)[0], FormatError)
+
+
+def grid_part(features, log2_table, resolutions):
+    """A hash_grid part of all-zero parameters (spec 5.4), coded in one or two words."""
+    from progs_codec.entropy.coder import encode_bits
+
+    count = features * sum(min(1 << log2_table, (r + 1) ** 3) for r in resolutions)
+    ones, words = encode_bits(np.zeros(count, bool))
     return (struct.pack("<5B", features, len(resolutions), log2_table, 0, 1)
             + np.array(resolutions, "<u2").tobytes() + struct.pack("<II", ones, len(words))
-            + np.array(words, "<u4").tobytes())
+            + words.astype("<u4").tobytes())
 
 
-def test_hash_grid_parameters(entropy_stream):
-    """About 40 bytes declare 2**26 grid parameters (all zero, one rANS word): refused
-    before the bits are decoded, as is any grid beyond max_expansion bytes per byte."""
-    parts = split_parts(chunks_of(entropy_stream)[0][1])
-    grid = parse_grid_head(parts["hash_grid"])
-    # The original's feature width (the context model reads it), as 3D levels whose tables
-    # are as large as MAX_PARAMS allows.
-    log2 = (MAX_PARAMS // (grid["features"] * grid["levels"])).bit_length() - 1
-    parts["hash_grid"] = grid_part(grid["features"], log2, [4095] * grid["levels"])
-    params = grid["features"] * grid["levels"] * (1 << log2)
-    assert MAX_PARAMS // 2 < params <= MAX_PARAMS and len(parts["hash_grid"]) < 100
-    stream = with_head(entropy_stream, parts_payload(parts))
-    error, peak = peak_of(decode, stream)
-    assert isinstance(error, LimitError) and "parameters coded in" in str(error)
-    assert peak < 8 * MB
-    assert isinstance(peak_of(inspect, stream)[0], LimitError)
+def test_largest_hash_grid_is_bounded():
+    """45 bytes can declare 2**26 grid parameters, which 8.6 obliges a decoder to take: they
+    are decoded 2**22 at a time into bools and packed once: under 6 bytes per parameter."""
+    import time
 
+    from progs_codec.entropy.hashgrid import parse_hash_grid
 
-def parse_grid_head(part):
-    features, n3, _, n2, _ = struct.unpack_from("<5B", part)
-    return {"features": features, "levels": n3 + 3 * n2 if n3 else 3 * n2}
-
-
-def test_grid_limit_is_proportional(entropy_stream):
-    """max_expansion / GRID_BYTES_PER_PARAM parameters per byte of the part: the sample's
-    grid is 250x below it."""
-    from progs_codec.format.walker import ChunkWalker
-    from pathlib import Path
-
-    sample = Path(__file__).resolve().parents[1] / "examples" / "plant.progs"
-    walker = ChunkWalker()
-    walker.feed(sample.read_bytes())
-    header = walker.next_step().header
-    params = header.entropy_model.hash_grid.config.num_params
-    allowed = DEFAULT_MAX_EXPANSION * header.part_sizes["hash_grid"] // GRID_BYTES_PER_PARAM
-    assert allowed > 100 * params
+    part = grid_part(2, 21, [4095] * 16)
+    assert len(part) < 64
+    start = time.process_time()
+    grid, peak = peak_of(lambda: (g := parse_hash_grid(part), g._packed)[0])
+    assert grid.config.num_params == MAX_PARAMS
+    assert peak < 6 * MAX_PARAMS and time.process_time() - start < 4.0
 
 
 def test_spz_count_and_gzip_bomb(tmp_path):

@@ -154,6 +154,9 @@ def bernoulli_frequencies(ones: int, count: int) -> np.ndarray:
     return np.array([(1 << PRECISION) - f1, f1], dtype=np.int64)
 
 
+_BITS_PER_CALL = 1 << 22
+
+
 def encode_bits(bits: np.ndarray) -> tuple[int, np.ndarray]:
     """Code a bool array with one Bernoulli table (spec 5.4): ``(ones, words)``."""
     ones = int(np.count_nonzero(bits))
@@ -164,13 +167,21 @@ def encode_bits(bits: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def decode_bits(words: np.ndarray, count: int, ones: int) -> np.ndarray:
-    """Inverse of :func:`encode_bits`; checks the end and the declared count of ones."""
+    """Inverse of :func:`encode_bits`; checks the end and the declared count of ones.
+
+    Decodes ``2**22`` bits at a time into a bool array: a few coded bytes may declare
+    ``2**26`` of them (spec 5.4), and the coder's int32 output would take four times more.
+    """
     coder = open_decoder(words)
-    bits = coder.decode(categorical_model(bernoulli_frequencies(ones, count)), count)
+    model = categorical_model(bernoulli_frequencies(ones, count))
+    bits = np.empty(count, bool)
+    for start in range(0, count, _BITS_PER_CALL):
+        n = min(_BITS_PER_CALL, count - start)
+        bits[start:start + n] = coder.decode(model, n)
     check_finished(coder)
     if int(np.count_nonzero(bits)) != ones:
         raise FormatError(f"decoded {int(np.count_nonzero(bits))} one bits, header says {ones}")
-    return bits.astype(bool)
+    return bits
 
 
 def write_escapes(magnitudes: np.ndarray, negative: np.ndarray) -> bytes:

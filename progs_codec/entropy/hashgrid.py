@@ -216,30 +216,29 @@ class HashGrid:
         return self.config == other.config and np.array_equal(self.params, other.params)
 
     @functools.cached_property
-    def _signs(self) -> list[np.ndarray]:
-        """Each table as ``[F_l, entries] int32`` of +-1 (feature-major, for fast ``take``)."""
+    def _packed(self) -> list[list[np.ndarray]]:
+        """Each table's features in pairs, ``[entries] int64`` holding ``p0 + p1 * 2**26`` of
+        the +-1 values (``p1 = 0`` for a last odd feature): one ``take`` per corner gives both
+        (see :func:`_table_features`). Made straight from the bool parameters, 4 bytes per
+        parameter, one table's column at a time (a grid of ``2**26`` parameters: 256 MiB)."""
         f = self.config.features_per_level
-        signs = np.where(self.params, 1, -1).astype(np.int32)
         out, start = [], 0
         for _, _, size in table_sizes(self.config):
-            out.append(np.ascontiguousarray(signs[start:start + size * f].reshape(size, f).T))
-            start += size * f
-        return out
-
-    @functools.cached_property
-    def _packed(self) -> list[list[np.ndarray]]:
-        """Each table's features in pairs, ``[entries] int64`` holding ``p0 + p1 * 2**26``
-        (``p1 = 0`` for a last odd feature): one ``take`` per corner gives both (see
-        :func:`_table_features`)."""
-        out = []
-        for signs in self._signs:
+            table = self.params[start:start + size * f].reshape(size, f)
             pairs = []
-            for f in range(0, len(signs), 2):
-                packed = signs[f].astype(np.int64)
-                if f + 1 < len(signs):
-                    packed += signs[f + 1].astype(np.int64) << _PACK_BITS
+            for j in range(0, f, 2):
+                packed = table[:, j].astype(np.int64)
+                packed *= 2
+                packed -= 1                                  # +-1
+                if j + 1 < f:
+                    high = table[:, j + 1].astype(np.int64)
+                    high *= 2
+                    high -= 1
+                    high <<= _PACK_BITS
+                    packed += high
                 pairs.append(packed)
             out.append(pairs)
+            start += size * f
         return out
 
 

@@ -51,11 +51,14 @@ class ChunkWalker:
         max_lod: the LoD the caller will decode, for ``max_anchors`` (default all levels).
         max_anchors: refuse a header whose table of contents declares more anchors up to
             ``max_lod`` (:class:`LimitError`), before anything is allocated; ``None``: no cap.
+        max_values: the same for anchors times attribute channels (``A·C``, spec 8.5).
     """
 
-    def __init__(self, *, max_lod: int | None = None, max_anchors: int | None = None):
+    def __init__(self, *, max_lod: int | None = None, max_anchors: int | None = None,
+                 max_values: int | None = None):
         self.max_lod = max_lod
         self.max_anchors = max_anchors
+        self.max_values = max_values
         self._reader = ChunkReader()
         self.header: Header | None = None
         self.level_counts: list[int] = []       # anchors of each level handed out
@@ -115,14 +118,19 @@ class ChunkWalker:
             raise FormatError(f"first chunk is {chunk.name}, expected HEAD", chunk=chunk.name,
                               field="type", offset=chunk.offset)
         header = parse_header(chunk.payload, minor_version=self._reader.version[1])
-        if self.max_anchors is not None:
-            lod = header.frame.num_levels if self.max_lod is None else \
-                min(self.max_lod, header.frame.num_levels)
-            declared = sum(entry.anchor_count for entry in header.toc[:lod])
-            if declared > self.max_anchors:
-                raise LimitError(f"LoD {lod} declares {declared:,} anchors, more than "
-                                 f"max_anchors={self.max_anchors:,}; pass a larger max_anchors "
-                                 f"to decode it", chunk="HEAD", field="toc")
+        lod = header.frame.num_levels if self.max_lod is None else \
+            min(self.max_lod, header.frame.num_levels)
+        declared = sum(entry.anchor_count for entry in header.toc[:lod])     # A (8.5)
+        if self.max_anchors is not None and declared > self.max_anchors:
+            raise LimitError(f"LoD {lod} declares {declared:,} anchors, more than "
+                             f"max_anchors={self.max_anchors:,}; pass a larger max_anchors "
+                             f"to decode it", chunk="HEAD", field="toc")
+        values = declared * header.dims.channels                              # A·C (8.5)
+        if self.max_values is not None and values > self.max_values:
+            raise LimitError(f"LoD {lod} declares {declared:,} anchors of "
+                             f"{header.dims.channels} values, {values:,} in all, more than "
+                             f"max_values={self.max_values:,}; pass a larger max_values to "
+                             f"decode it", chunk="HEAD", field="toc")
         self.header = header
         return Step("head", chunk, header=header)
 
