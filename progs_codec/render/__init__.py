@@ -16,7 +16,8 @@ from .camera import (Camera, CameraError, framing_distance, load_nerf_cameras, l
 from .gaussians import NeuralGaussians, generate_gaussians, generate_gaussians_torch
 from .images import RenderError, RenderResult, psnr, render, render_orbit, ssim
 from .rasterize_cpu import rasterize
-from .splats import Splats, SplatsError, read_ply, read_splats, write_ply, write_splats
+from .splats import (SH_C0, Splats, SplatsError, read_ply, read_splats, sh_basis, write_ply,
+                     write_splats)
 
 __all__ = [
     "render", "render_orbit", "psnr", "ssim", "RenderResult", "RenderError",
@@ -26,4 +27,5 @@ __all__ = [
     "rasterize",
     "bake", "export_splats",
     "Splats", "SplatsError", "read_splats", "write_splats", "read_ply", "write_ply",
+    "sh_basis", "SH_C0",
 ]
