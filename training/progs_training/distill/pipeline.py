@@ -1,0 +1,179 @@
+"""Teacher file -> ``.progs`` stream, end to end: the distillation route of ``progs-train``.
+
+Phases (each timed in the report): read and check the teacher (:mod:`.teacher`), choose the
+sizes and the octree frame (:mod:`.sizes`), build every level's slot targets
+(:mod:`.targets`), fit anchors and networks in 3D (:mod:`.fit`), export through the codec's
+public door (:func:`progs_codec.build.build_model`, ``refine=REPLACE``: each LoD replaces the
+coarser ones), encode and write atomically, and measure every LoD with the project's protocol
+(decoded stream rendered at the evaluation views, cumulative bytes per LoD).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from progs_codec import Refinement, decode, encode
+from progs_codec.build import MLP, GaussianMLPs, LevelArrays, build_model, write_atomic
+from progs_codec.render import sh_basis
+
+from ..context_torch import float_layers
+from ..hashgrid_torch import to_hash_grid
+from .fit import FitSchedule, fit
+from .loss import SlotTargetsTorch
+from .model import DistillModel, ModelSizes
+from .sizes import choose_sizes
+from .targets import choose_frame, level_targets
+from .teacher import read_teacher
+
+__all__ = ["DistillConfig", "DistillResult", "distill", "export_model"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """What a distillation run may set; ``None`` means chosen from the scene and ``lam``.
+
+    Attributes:
+        lam: rate weight (image MSE per bit per slot): bigger gives smaller streams.
+        levels: octree levels (LoDs).
+        finest_depth: octree depth of the finest level.
+        sizes: stream and network dimensions (:class:`~.model.ModelSizes`).
+        steps: Adam steps of the fit.
+        level_weights: weight of each level's distortion, coarse to fine.
+        seed: random seed.
+    """
+
+    lam: float = 1e-5
+    levels: int = 5
+    finest_depth: int | None = None
+    sizes: ModelSizes | None = None
+    steps: int = 2000
+    level_weights: tuple[float, ...] | None = None
+    seed: int = 0
+
+
+@dataclass
+class DistillResult:
+    stream: bytes
+    report: dict = field(default_factory=dict)
+
+
+def _torch_sh_basis(degree: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def basis(directions: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sh_basis(degree, directions.detach().numpy()))
+    return basis
+
+
+def _mlp(seq: torch.nn.Sequential) -> MLP:
+    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
+    return MLP(weights=tuple(m.weight.detach().numpy().copy() for m in linears),
+               biases=tuple(m.bias.detach().numpy().copy() for m in linears))
+
+
+def export_model(model: DistillModel, frame, levels) -> tuple:
+    """The fitted model through :func:`~progs_codec.build.build_model`: ``(BuildResult)``."""
+    sizes = model.sizes
+    f, k = sizes.feature, sizes.offsets
+    with torch.no_grad():
+        values = model.quantized("exact")[0].numpy()
+    arrays, start = [], 0
+    for target in levels:
+        rows = slice(start, start + len(target))
+        start += len(target)
+        arrays.append(LevelArrays(coords=target.coords, feature=values[rows, :f],
+                                  scaling=values[rows, f:f + 6],
+                                  offsets=values[rows, f + 6:].reshape(-1, k, 3)))
+    mlps = GaussianMLPs(opacity=_mlp(model.opacity_mlp), color=_mlp(model.color_mlp),
+                        covariance=_mlp(model.covariance_mlp), use_distance=False)
+    return build_model(frame=frame, levels=arrays, hash_grid=to_hash_grid(model.grid),
+                       context_layers=float_layers(model.context),
+                       base_steps=tuple(sizes.base_steps), gaussian_mlps=mlps,
+                       refine=Refinement.REPLACE)
+
+
+def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *,
+            out: str | Path | None = None, evaluate: Callable[[bytes], list] | None = None,
+            progress: Callable[[str, int, int, dict], None] | None = None) -> DistillResult:
+    """Distills ``teacher_path`` into a stream; writes ``out`` if given.
+
+    Args:
+        evaluate: called with the stream, returns per-LoD quality dicts for the report.
+        progress: ``(phase, step, total, info)`` callback (the CLI draws a bar with it).
+
+    Raises:
+        TeacherError: the teacher file is unusable (see :func:`.teacher.read_teacher`).
+    """
+    timings = {}
+    clock = time.time()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.time()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    torch.manual_seed(config.seed)
+    teacher = read_teacher(teacher_path)
+    lap("read_teacher")
+    sizes, finest_depth = choose_sizes(teacher, config)
+    frame = choose_frame(teacher, finest_depth=finest_depth, num_levels=config.levels)
+    levels = [level_targets(teacher, frame, k, sizes.offsets)
+              for k in range(1, config.levels + 1)]
+    lap("targets")
+    weights = config.level_weights or _default_level_weights(config.levels)
+    model = DistillModel(levels, sizes, view_dependent=teacher.sh_degree > 0, seed=config.seed)
+    targets = SlotTargetsTorch(levels, weights)
+    lap("initialize")
+    schedule = FitSchedule(steps=config.steps, lam=config.lam, seed=config.seed)
+
+    def step_progress(step: int, info: dict) -> None:
+        if progress is not None:
+            progress("fit", step + 1, schedule.steps, info)
+
+    result = fit(model, targets, schedule, sh_basis=_torch_sh_basis(teacher.sh_degree),
+                 progress=step_progress)
+    lap("fit")
+    built = export_model(model, frame, levels)
+    stream = encode(built.model)
+    if encode(decode(stream)) != stream:
+        raise RuntimeError("encode(decode(stream)) differs from the stream")
+    if out is not None:
+        write_atomic(out, stream)
+    lap("export")
+    quality = evaluate(stream) if evaluate is not None else []
+    lap("evaluate")
+    report = {
+        "teacher": str(teacher_path), "teacher_gaussians": len(teacher),
+        "teacher_sh_degree": teacher.sh_degree,
+        "machine": f"CPU, {os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'unknown'})",
+        "torch_threads": torch.get_num_threads(),
+        "config": {**asdict(replace(config, sizes=None)), "finest_depth": finest_depth},
+        "sizes": asdict(sizes),
+        "frame": {"base_depth": frame.base_depth, "num_levels": frame.num_levels,
+                  "root_voxel_size": frame.root_voxel_size},
+        "anchors_per_level": [len(t) for t in levels],
+        "slots_per_level": [t.num_slots for t in levels],
+        "stream_bytes": len(stream),
+        "rate_gap": built.rate_gap.to_dict() if built.rate_gap is not None else None,
+        "seconds": timings, "total_seconds": round(sum(timings.values()), 1),
+        "lods": quality,
+        "fit_log": result.log,
+    }
+    return DistillResult(stream=stream, report=report)
+
+
+def _default_level_weights(levels: int) -> tuple[float, ...]:
+    """The finest level counts most (the full-quality LoD), coarse ones at least half."""
+    return tuple(float(w) for w in np.linspace(0.5, 1.0, levels))
+
+
+def write_report(report: dict, path: str | Path) -> None:
+    write_atomic(path, json.dumps(report, indent=1, default=str).encode())

@@ -1,0 +1,63 @@
+"""Sizes of a distilled stream, from the teacher and the rate weight.
+
+The finest level's depth sets how many anchors (and so slots) the full LoD has, which sets
+most of the bytes; the rest of the sizes are chosen so the header stays small against the
+levels. :func:`finest_depth_for` picks the depth whose occupied voxel count is closest (in
+log) to the anchor budget :func:`anchor_budget` (``lam``: fewer anchors for a larger weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .model import ModelSizes
+from .teacher import Teacher
+
+__all__ = ["choose_sizes", "anchor_budget", "finest_depth_for", "voxel_counts"]
+
+_REFERENCE_LAM = 1e-5
+_GAUSSIANS_PER_ANCHOR = 12.0
+
+
+def voxel_counts(teacher: Teacher, depths) -> dict[int, int]:
+    """Occupied voxels of the teacher's centres at each depth of the cube frame."""
+    low, high = teacher.means.min(axis=0), teacher.means.max(axis=0)
+    extent = float((high - low).max()) * 1.002 or 1.0
+    origin = (low + high) / 2 - extent / 2
+    out = {}
+    for depth in depths:
+        coords = np.floor((teacher.means - origin) / (extent / 2 ** depth)).astype(np.int64)
+        coords = np.clip(coords, 0, (1 << depth) - 1)
+        out[depth] = len(np.unique((coords[:, 0] << 42) | (coords[:, 1] << 21) | coords[:, 2]))
+    return out
+
+
+def anchor_budget(teacher: Teacher, lam: float) -> float:
+    """Finest-level anchors aimed at: a twelfth of the teacher's Gaussians at the reference
+    rate weight, fewer (square root) as ``lam`` grows."""
+    return len(teacher) / _GAUSSIANS_PER_ANCHOR * (_REFERENCE_LAM / lam) ** 0.5
+
+
+def finest_depth_for(teacher: Teacher, lam: float, levels: int) -> int:
+    """The depth (at least ``levels - 1``, at most 16) whose voxel count is nearest the budget
+    in log, among those where every level grows."""
+    depths = list(range(max(levels - 1, 1), 17))
+    counts = voxel_counts(teacher, depths)
+    budget = max(anchor_budget(teacher, lam), 1.0)
+    best = min(depths, key=lambda d: abs(np.log(counts[d] / budget)))
+    return best
+
+
+def choose_sizes(teacher: Teacher, config) -> tuple[ModelSizes, int]:
+    """``(sizes, finest_depth)`` for a :class:`~.pipeline.DistillConfig`."""
+    depth = config.finest_depth if config.finest_depth is not None else \
+        finest_depth_for(teacher, config.lam, config.levels)
+    sizes = config.sizes or ModelSizes()
+    if config.sizes is None:
+        # hash-grid cells up to half the finest level's voxels
+        top = max(depth - 1, 2)
+        sizes = replace(sizes, grid_resolutions=tuple(2 ** d for d in range(top - 3, top + 1)
+                                                      if d >= 1))
+    return sizes, depth
