@@ -80,6 +80,7 @@ def test_cli_writes_stream_and_log(data_dir, tmp_path, capsys):
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "x.progs"),
-                 "--quiet"]) == 2
+    with pytest.raises(SystemExit) as info:       # argparse's usage error: exit status 2
+        main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "x.progs"), "--quiet"])
+    assert info.value.code == 2
     assert "no such file or folder" in capsys.readouterr().err
