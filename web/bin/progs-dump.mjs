@@ -52,7 +52,7 @@ if (flags.includes('--sha256')) console.log(createHash('sha256').update(out).dig
 if (flags.includes('--records')) {
   const counts = {};
   for (const r of recs) {
-    const isLevel = !['FRAM', 'GMLP'].includes(r.tag);
+    const isLevel = !['FRAM', 'GMLP', 'RNDR'].includes(r.tag);
     counts[r.tag] = (counts[r.tag] ?? 0) + 1;
     const name = isLevel ? `${r.tag} ${counts[r.tag]}` : r.tag;
     const h = createHash('sha256');

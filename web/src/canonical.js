@@ -38,7 +38,7 @@ function recordHeader(tag, length) {
   return h;
 }
 
-/** Records FRAM and GMLP (10.2 items 1, 2). */
+/** Records FRAM, GMLP and, for a stream that carries part `rendering`, RNDR (10.2). */
 export function headerRecords(header) {
   const f = header.frame;
   const fram = new Uint8Array(26);
@@ -56,7 +56,9 @@ export function headerRecords(header) {
     // the twelve arrays in stream order, binary16 widened to binary32
     gparts.push(leBytes(halfToFloat32(gm.half)));
   }
-  return [record('FRAM', [fram]), record('GMLP', gparts)];
+  const recs = [record('FRAM', [fram]), record('GMLP', gparts)];
+  if (header.rendering) recs.push(record('RNDR', [Uint8Array.of(header.rendering.refine)]));
+  return recs;
 }
 
 /** Records STRC, POSN, CTXT, SYMB, ATTR of one level (10.2 item 3). */

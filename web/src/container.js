@@ -6,7 +6,7 @@ import { ChecksumError, FormatError, TruncatedError, UnsupportedError } from './
 export const MAGIC = Uint8Array.of(0x89, 0x50, 0x47, 0x53, 0x0d, 0x0a, 0x1a, 0x0a);
 export const FILE_HEADER_SIZE = 10;
 export const MAJOR_VERSION = 1;
-export const MINOR_VERSION = 0;
+export const MINOR_VERSION = 1;
 export const CHUNK_OVERHEAD = 12;
 
 /**

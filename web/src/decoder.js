@@ -138,6 +138,8 @@ export class Decoder {
       hashGrid: h.hashGrid,
       contextModel: h.contextModel,
       gaussianMlps: h.gaussianMlps,
+      rendering: h.rendering,
+      refine: h.refine,
       levels: this.levels,
       lod: this.lod,
       complete: this.ended,
@@ -194,7 +196,7 @@ export class Decoder {
       const payload = buf.subarray(c.payloadStart, c.payloadStart + c.length);
       if (this.state === S_HEAD) {
         if (c.type !== 'HEAD') throw new FormatError(`first chunk is ${c.type}, not HEAD`, { chunk: c.type, field: 'type', offset: fileOffset });
-        this.header = parseHead(payload);
+        this.header = parseHead(payload, this.version.minor);
         this._checkResources();
         this.state = S_BODY;
       } else {
@@ -266,6 +268,8 @@ export class Decoder {
  * @property {object|null} hashGrid
  * @property {object|null} contextModel
  * @property {object|null} gaussianMlps
+ * @property {{refine: number}|null} rendering part 5 (3.5), null in a 1.0 stream
+ * @property {number} refine 0 add, 1 replace (0 for a 1.0 stream)
  * @property {import('./level.js').Level[]} levels
  * @property {number} lod levels decoded
  * @property {boolean} complete ENDS was read

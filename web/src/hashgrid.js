@@ -67,6 +67,9 @@ export function parseHashGrid(bytes) {
   const numOnes = r.u32();
   const M = r.u32();
   const expected = 13 + 2 * (L3 + L2) + 4 * M;
+  if (expected > bytes.length) {
+    throw limit(`num_words ${M} runs past the part (${bytes.length} bytes, the words need ${expected})`, 'num_words');
+  }
   if (bytes.length !== expected) {
     throw new FormatError(`part hash_grid is ${bytes.length} bytes, its fields need ${expected}`, WHERE);
   }

@@ -2,11 +2,14 @@
 // (chapter 5) and the context model (chapter 6) parts are parsed by their own modules.
 
 import { ByteReader, f16BitsToF32Bits, LITTLE_ENDIAN } from './bytes.js';
-import { FormatError, LimitError } from './errors.js';
+import { FormatError, LimitError, UnsupportedError } from './errors.js';
 import { parseHashGrid } from './hashgrid.js';
 import { parseContextModel } from './context.js';
 
-export const PART_NAMES = ['frame', 'toc', 'hash_grid', 'context_mlp', 'gaussian_mlps'];
+export const PART_NAMES = ['frame', 'toc', 'hash_grid', 'context_mlp', 'gaussian_mlps', 'rendering'];
+/** refine (3.5): 0 add, 1 replace. */
+export const REFINE_ADD = 0;
+export const REFINE_REPLACE = 1;
 export const GROUPS = ['feature', 'scaling', 'offsets'];
 export const FRAME_SIZE = 28;
 
@@ -26,9 +29,14 @@ export const FRAME_SIZE = 28;
  * @property {number[]} groupStarts [0, F, F + S]
  */
 
-/** Part `frame` (3.1). */
-export function parseFrame(bytes) {
+/**
+ * Part `frame` (3.1), its fields checked in field order (8.4 row F2).
+ * @param {number} minor the stream's minor_version: above 1, the fields a later minor version
+ *   may define (`convention`, `attribute_coding`, `reserved`) are `unsupported` (2.4).
+ */
+export function parseFrame(bytes, minor = 0) {
   const where = (field) => ({ chunk: 'HEAD', field: `frame.${field}` });
+  const Extension = minor > 1 ? UnsupportedError : FormatError;
   if (bytes.length !== FRAME_SIZE) {
     throw new FormatError(`part frame is ${bytes.length} bytes, not ${FRAME_SIZE}`, { chunk: 'HEAD', field: 'frame' });
   }
@@ -52,12 +60,12 @@ export function parseFrame(bytes) {
   if (baseDepth + numLevels - 1 > 21) {
     throw new FormatError(`deepest level depth ${baseDepth + numLevels - 1} > 21`, where('num_levels'));
   }
-  if (convention > 1) throw new FormatError(`convention ${convention} undefined`, where('convention'));
-  if (attributeCoding > 1) throw new FormatError(`attribute_coding ${attributeCoding} undefined`, where('attribute_coding'));
+  if (convention > 1) throw new Extension(`convention ${convention} undefined`, where('convention'));
+  if (attributeCoding > 1) throw new Extension(`attribute_coding ${attributeCoding} undefined`, where('attribute_coding'));
   if (featureDim < 1 || featureDim > 1024) throw new FormatError(`feature_dim ${featureDim} not in 1..1024`, where('feature_dim'));
   if (scalingDim > 64) throw new FormatError(`scaling_dim ${scalingDim} > 64`, where('scaling_dim'));
   if (numOffsets < 1 || numOffsets > 64) throw new FormatError(`num_offsets ${numOffsets} not in 1..64`, where('num_offsets'));
-  if (reserved !== 0) throw new FormatError('reserved field is not 0', where('reserved'));
+  if (reserved !== 0) throw new Extension('reserved field is not 0', where('reserved'));
   const groupDims = [featureDim, scalingDim, 3 * numOffsets];
   return {
     origin, rootVoxelSize, baseDepth, numLevels, convention, attributeCoding,
@@ -125,13 +133,13 @@ export class GenerationMlp {
  * @returns {null | {flags: number, useDistance: boolean, hiddenWidth: number,
  *   inputWidth: number, mlps: GenerationMlp[]}} opacity, color, covariance
  */
-export function parseGaussianMlps(bytes, frame) {
+export function parseGaussianMlps(bytes, frame, minor = 0) {
   if (bytes.length === 0) return null;
   const where = (field) => ({ chunk: 'HEAD', field: `gaussian_mlps.${field}` });
   if (bytes.length < 3) throw new FormatError('part gaussian_mlps is shorter than its fields', where('hidden_width'));
   const flags = bytes[0];
   const hiddenWidth = bytes[1] | (bytes[2] << 8);
-  if (flags & ~1) throw new FormatError(`unknown flags ${flags}`, where('flags'));
+  if (flags & ~1) throw new (minor > 1 ? UnsupportedError : FormatError)(`unknown flags ${flags}`, where('flags'));
   if (hiddenWidth < 1 || hiddenWidth > 1024) throw new FormatError(`hidden_width ${hiddenWidth} not in 1..1024`, where('hidden_width'));
   const useDistance = (flags & 1) === 1;
   const H = hiddenWidth;
@@ -172,21 +180,34 @@ function allFinite(half) {
   return true;
 }
 
+/** Part `rendering` (3.5): 1 byte, `refine` (8.4 rows R1, R2). */
+export function parseRendering(bytes) {
+  if (bytes.length !== 1) {
+    throw new FormatError(`part rendering is ${bytes.length} bytes, not 1`, { chunk: 'HEAD', field: 'rendering' });
+  }
+  const refine = bytes[0];
+  if (refine > 1) throw new UnsupportedError(`refine ${refine} is reserved`, { chunk: 'HEAD', field: 'rendering.refine' });
+  return { refine };
+}
+
 /**
  * The HEAD payload (chapter 3 with 5.4 and 6.5).
  * @param {Uint8Array} payload
+ * @param {number} minor the file header's minor_version: part 5 (`rendering`) is read when it
+ *   is >= 1; bytes after part 4 of a 1.0 stream are ignored (3, 3.5).
  */
-export function parseHead(payload) {
+export function parseHead(payload, minor = 0) {
   const r = new ByteReader(payload, { chunk: 'HEAD' });
   const parts = [];
-  for (const name of PART_NAMES) {
+  const names = minor >= 1 ? PART_NAMES : PART_NAMES.slice(0, 5);
+  for (const name of names) {
     if (r.remaining < 4) {
       throw new FormatError(`HEAD payload ends before part ${name}`, { chunk: 'HEAD', field: name });
     }
     const n = r.u32(name);
     parts.push(r.take(n, name, LimitError));
   }
-  const frame = parseFrame(parts[0]);
+  const frame = parseFrame(parts[0], minor);
   const toc = parseToc(parts[1], frame.numLevels);
   let hashGrid = null;
   let contextModel = null;
@@ -199,6 +220,8 @@ export function parseHead(payload) {
     hashGrid = parseHashGrid(parts[2]);
     contextModel = parseContextModel(parts[3], hashGrid.gridWidth, frame.channels);
   }
-  const gaussianMlps = parseGaussianMlps(parts[4], frame);
-  return { frame, toc, hashGrid, contextModel, gaussianMlps };
+  const gaussianMlps = parseGaussianMlps(parts[4], frame, minor);
+  const rendering = minor >= 1 ? parseRendering(parts[5]) : null;
+  const refine = rendering ? rendering.refine : REFINE_ADD;
+  return { frame, toc, hashGrid, contextModel, gaussianMlps, rendering, refine };
 }

@@ -140,7 +140,8 @@ export function parseOccupancySection(section, where) {
   if (len - pos < 4) throw over('num_words runs past the section');
   const M = (section[pos] | (section[pos + 1] << 8) | (section[pos + 2] << 16) | (section[pos + 3] << 24)) >>> 0;
   pos += 4;
-  if (4 * M !== len - pos) throw over(`num_words ${M} does not match the ${len - pos} bytes left`);
+  if (4 * M > len - pos) throw over(`num_words ${M} runs past the ${len - pos} bytes left`);
+  if (4 * M !== len - pos) throw new FormatError(`${len - pos - 4 * M} bytes after the ${M} words of the occupancy section`, where);
   return { counts, H, words: readWords(section, pos, M) };
 }
 

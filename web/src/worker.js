@@ -6,7 +6,8 @@
 //   {type: 'chunk', bytes: ArrayBuffer | Uint8Array} bytes of the stream, in order
 //   {type: 'close'}                                  end of input
 // Messages from the worker:
-//   {type: 'header', frame, toc, version, gaussianMlps}  once HEAD is parsed (gaussianMlps:
+//   {type: 'header', frame, toc, version, gaussianMlps, refine}  once HEAD is parsed (refine:
+//                                                    0 add, 1 replace, 3.5; gaussianMlps:
 //                                                    null, or plain data with binary32
 //                                                    arrays W1 b1 W2 b2 per MLP and the
 //                                                    binary16 bits as `half`)
@@ -69,7 +70,7 @@ export function attach(port) {
       const gm = h.gaussianMlps;
       const gaussianMlps = gm && { flags: gm.flags, useDistance: gm.useDistance, hiddenWidth: gm.hiddenWidth,
         inputWidth: gm.inputWidth, half: gm.half, mlps: gm.mlps.map((m) => m.toJSON()) };
-      port.postMessage({ type: 'header', frame: h.frame, toc: h.toc, version: decoder.version, gaussianMlps });
+      port.postMessage({ type: 'header', frame: h.frame, toc: h.toc, version: decoder.version, gaussianMlps, refine: h.refine });
     }
     for (const level of levels) {
       // the decoder keeps its own references to the coordinates for the next level: copy

@@ -28,10 +28,10 @@ test('conformance suite through the CLI', { skip, timeout: 600_000 }, async () =
     const cases = suiteCases();
     const streams = new Map();
     const inputFor = (c) => {
-      const key = `${c.stream}:${c.kind === 'vector' ? c.case.bytes : 'all'}`;
+      const key = `${c.stream}:${c.case ? c.case.bytes : 'all'}`;
       if (streams.has(key)) return streams.get(key);
       let path = c.stream;
-      const cut = c.kind === 'vector' ? c.case.bytes : null;
+      const cut = c.case ? c.case.bytes : null;
       if (path.endsWith('.xz') || cut !== null) {
         const data = readStream(c.stream);
         if (data === null) return null;
@@ -52,9 +52,9 @@ test('conformance suite through the CLI', { skip, timeout: 600_000 }, async () =
         const input = inputFor(c);
         if (input === null) { skipped++; continue; }
         const out = join(tmp, `out-${i}.dump`);
-        const maxLod = c.kind === 'vector' ? c.case.max_lod : c.expected.max_lod;
+        const maxLod = c.case ? c.case.max_lod : c.expected.max_lod;
         const r = await runCli([input, String(maxLod), out]);
-        if (c.kind === 'vector') {
+        if (c.case) {
           if (r.code !== 0) { failures.push(`${label}: exit ${r.code} ${r.signal ?? ''} ${r.stderr.trim()}`); continue; }
           const digest = createHash('sha256').update(readFileSync(out)).digest('hex');
           if (digest !== c.case.sha256) { failures.push(`${label}: dump differs`); continue; }

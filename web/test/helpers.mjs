@@ -21,14 +21,22 @@ export function readStream(path) {
   return new Uint8Array(readFileSync(path));
 }
 
-/** The suite's cases: {kind, name, dir, stream, case...}. */
+/**
+ * The suite's cases: {kind, name, dir, stream, case...}. `kind` is `vector`, `partial` (a
+ * MAX_LOD and a byte count like a vector case, but the stream is not a whole valid stream:
+ * prefixes, streams invalid above the LoDs asked for) or `invalid`.
+ */
 export function suiteCases() {
   const manifest = JSON.parse(readFileSync(join(SUITE, 'manifest.json'), 'utf8'));
   const out = [];
-  for (const v of manifest.vectors) {
-    const dir = join(SUITE, 'vectors', v.name);
-    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
-    for (const c of expected.cases) out.push({ kind: 'vector', name: v.name, dir, stream: join(dir, expected.stream), expected, case: c });
+  for (const kind of ['vectors', 'partial']) {
+    for (const v of manifest[kind] ?? []) {
+      const dir = join(SUITE, kind, v.name);
+      const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+      for (const c of expected.cases) {
+        out.push({ kind: kind === 'vectors' ? 'vector' : 'partial', name: v.name, dir, stream: join(dir, expected.stream), expected, case: c });
+      }
+    }
   }
   for (const v of manifest.invalid) {
     const dir = join(SUITE, 'invalid', v.name);

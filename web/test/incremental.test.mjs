@@ -183,3 +183,15 @@ test('src/ uses no Node-only API', async () => {
   }
   assert.ok(ROOT);
 });
+
+test('refine (spec 3.5): part 5 of a 1.1 stream, add for a 1.0 stream', () => {
+  const byName = new Map(vectorStreams().map((v) => [v.name, v]));
+  const replace = decode(readStream(byName.get('refine-replace').path));
+  assert.equal(replace.version.minor, 1);
+  assert.deepEqual(replace.rendering, { refine: 1 });
+  assert.equal(replace.refine, 1);
+  const old = decode(readStream(byName.get('minor-0-trailing-part').path));
+  assert.equal(old.version.minor, 0);
+  assert.equal(old.rendering, null);
+  assert.equal(old.refine, 0);
+});
