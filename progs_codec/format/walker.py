@@ -124,13 +124,13 @@ class ChunkWalker:
         if self.max_anchors is not None and declared > self.max_anchors:
             raise LimitError(f"LoD {lod} declares {declared:,} anchors, more than "
                              f"max_anchors={self.max_anchors:,}; pass a larger max_anchors "
-                             f"to decode it", chunk="HEAD", field="toc")
+                             f"(--max-anchors) to decode it", chunk="HEAD", field="toc")
         values = declared * header.dims.channels                              # A·C (8.5)
         if self.max_values is not None and values > self.max_values:
             raise LimitError(f"LoD {lod} declares {declared:,} anchors of "
                              f"{header.dims.channels} values, {values:,} in all, more than "
-                             f"max_values={self.max_values:,}; pass a larger max_values to "
-                             f"decode it", chunk="HEAD", field="toc")
+                             f"max_values={self.max_values:,}; pass a larger max_values "
+                             f"(--max-values) to decode it", chunk="HEAD", field="toc")
         self.header = header
         return Step("head", chunk, header=header)
 

@@ -115,7 +115,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         from ..render.splats import check_splats_output
 
         check_splats_output(args.output, args.sh_degree)
-    decoder = Decoder(max_lod=args.max_lod, strict=args.strict)
+    decoder = Decoder(max_lod=args.max_lod, strict=args.strict, **_limits(args))
     decoder.feed(read_stream(args.file))
     model = decoder.close()
     print(f"decoded {_lod_summary(model)}")
@@ -134,7 +134,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from ..render.images import check_output_dir, render_orbit
 
     check_output_dir(args.output)
-    model = decode(args.file, max_lod=max(args.lod) if args.lod else None)
+    model = decode(args.file, max_lod=max(args.lod) if args.lod else None, **_limits(args))
     paths = render_orbit(model, lods=args.lod, n_views=args.orbit, size=args.size,
                          out_dir=args.output, backend=args.backend,
                          elevation_deg=args.elevation, up=args.up)
@@ -161,6 +161,32 @@ def _cmd_truncate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limits(args: argparse.Namespace) -> dict:
+    """``max_anchors`` and ``max_values`` of the decoder; 0 on the command line is no limit."""
+    return {name: getattr(args, name) or None for name in ("max_anchors", "max_values")}
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    from ..codec import DEFAULT_MAX_ANCHORS, DEFAULT_MAX_VALUES
+
+    p.add_argument("--max-anchors", type=_count, default=DEFAULT_MAX_ANCHORS, metavar="N",
+                   help=f"refuse more anchors (default {DEFAULT_MAX_ANCHORS:,}, spec 8.6; 0: "
+                        f"no limit)")
+    p.add_argument("--max-values", type=_count, default=DEFAULT_MAX_VALUES, metavar="N",
+                   help=f"refuse more anchors x channels (default {DEFAULT_MAX_VALUES:,}; 0: "
+                        f"no limit)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="progs-codec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -181,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="bake to a static 3DGS file: .ply, .spz or .splat")
     p.add_argument("--sh-degree", type=_sh_degree, default=None, metavar="D",
                    help="SH degree 0..3 of the baked colours (default 3; 0 for .splat)")
+    _add_limits(p)
     p.set_defaults(run=_cmd_decode, subparser=p)
 
     p = commands.add_parser("render", help="render an orbit per LoD to PNGs and a contact sheet")
@@ -199,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "cpu", "gsplat"), default="auto")
     p.add_argument("-o", "--output", required=True, metavar="FOLDER",
                    help="output folder (created if missing)")
+    _add_limits(p)
     p.set_defaults(run=_cmd_render)
 
     p = commands.add_parser("truncate", help="a complete stream of LoDs 1..K (one static file "
