@@ -477,9 +477,9 @@ def run_own(target: Target, runs: int, seed: int, artifacts: Path | None,
     rng = random.Random(seed)
     corpus = target.seeds()
     runner = Runner(target, "own", artifacts)
-    deadline = None if seconds is None else time.monotonic() + seconds
     for data in corpus:
         runner(data)
+    deadline = None if seconds is None else time.monotonic() + seconds
     while runner.stats.inputs < runs and (deadline is None or time.monotonic() < deadline):
         data = mutate_bytes(rng.choice(corpus), rng, corpus)
         if target.progs:

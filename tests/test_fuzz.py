@@ -22,7 +22,7 @@ def test_short_fuzz_run(tmp_path):
     assert [r["target"] for r in runs] == ["decode", "feed", "inspect", "truncate",
                                            "canonical", "independent", "ply", "spz", "splat"]
     for run in runs:
-        assert run["inputs"] > 20, run["target"]
+        assert run["inputs"] >= 10, run["target"]      # its seeds, then a second of mutations
         assert run["crashes"] == [], run
         assert run["hangs"] == [], run
 
