@@ -27,24 +27,25 @@ from ..version import __version__
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+def _integer(low: int, high: int | None = None):
+    """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+    allowed = f"{low} or more" if high is None else f"{low}..{high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, {allowed}, got "
+                                             f"{text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+    return parse
 
 
-def _sh_degree(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 3:
-        raise argparse.ArgumentTypeError(f"must be 0, 1, 2 or 3, got {text!r}")
-    return value
+_positive_int = _integer(1)
+_sh_degree = _integer(0, 3)
+_count = _integer(0)
 
 
 def _elevation(text: str) -> float:
@@ -175,16 +176,6 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-values", type=_count, default=DEFAULT_MAX_VALUES, metavar="N",
                    help=f"refuse more anchors x channels (default {DEFAULT_MAX_VALUES:,}; 0: "
                         f"no limit)")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
