@@ -3,7 +3,8 @@
 Subcommands mirror the functions: ``inspect`` (:func:`progs_codec.inspect`), ``decode``
 (:func:`progs_codec.decode`, and with ``-o`` :func:`progs_codec.render.bake.export_splats`),
 ``render`` (:func:`progs_codec.render.render_orbit`), ``truncate``
-(:func:`progs_codec.truncate`), ``conformance run``
+(:func:`progs_codec.truncate`), ``view`` (the streaming browser viewer of ``web/`` on a
+loopback server, :mod:`progs_codec.tools.serve`), ``conformance run``
 (:func:`progs_codec.tools.conformance.run_suite`).
 
 A user's mistake never prints a traceback: argparse checks every value (usage line, status
@@ -46,6 +47,7 @@ def _integer(low: int, high: int | None = None):
 _positive_int = _integer(1)
 _sh_degree = _integer(0, 3)
 _count = _integer(0)
+_port = _integer(0, 65535)
 
 
 def _elevation(text: str) -> float:
@@ -66,6 +68,26 @@ def _up(text: str) -> tuple[float, float, float]:
         return parse_up(text)
     except RenderError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _mbit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a bandwidth in Mbit/s above 0, got {text!r}")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 <= value <= 60_000):
+        raise argparse.ArgumentTypeError(f"expected milliseconds 0..60000, got {text!r}")
+    return value
 
 
 def _plural(n: int, word: str) -> str:
@@ -178,6 +200,43 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                         f"no limit)")
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    import threading
+    import urllib.parse
+
+    from .inspect import inspect
+    from .serve import find_viewer, serve_directory
+
+    page = find_viewer(args.page)
+    stream = os.path.abspath(args.file)
+    if not os.path.isfile(stream):
+        raise FileNotFoundError(f"{args.file} is not a file")
+    with open(stream, "rb"):  # an unreadable file is an error before serving
+        pass
+    name = os.path.basename(stream)
+    try:
+        info = inspect(stream)
+        summary = (f"format {info.version[0]}.{info.version[1]}, refine "
+                   f"{info.refine.name.lower()}, {len(info.levels)} of {info.frame.num_levels} "
+                   f"levels, " + (f"{info.levels[-1].lod_anchors:,} LoD anchors"
+                                  if info.levels else "no complete level"))
+    except ProgsError as error:  # served all the same: the page shows the error
+        summary = f"invalid stream, the page will show it: {error}"
+    query = {"src": f"stream/{name}"}
+    if args.mbit:
+        query["mbit"] = f"{args.mbit:g}"
+    if args.rtt_ms:
+        query["rtt"] = f"{args.rtt_ms:g}"
+    with serve_directory(page, host=args.host, port=args.port,
+                         files={f"/stream/{name}": stream}) as base:
+        url = base + "?" + urllib.parse.urlencode(query, safe="/")
+        print(f"serving {args.file} ({os.path.getsize(stream):,} bytes; {summary})")
+        print(f"open {url}", flush=True)
+        print("Ctrl-C to stop", flush=True)
+        threading.Event().wait()  # until Ctrl-C or SIGTERM
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="progs-codec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -227,6 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep levels 1..K")
     p.add_argument("-o", "--output", required=True, help="the .progs file to write")
     p.set_defaults(run=_cmd_truncate)
+
+    p = commands.add_parser(
+        "view", help="stream a .progs file to the browser viewer: a loopback server, prints "
+        "the URL", description="Serves the streaming viewer (web/, built with `npm run build` there) and "
+        "the stream on a loopback server with byte ranges, and prints the page's URL. The page "
+        "fetches the header with a Range request, then level by level, and shows each LoD as "
+        "soon as it is decoded.")
+    p.add_argument("file", help=".progs stream")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, the loopback)")
+    p.add_argument("--port", type=_port, default=0, help="port (default 0: a free one)")
+    p.add_argument("--mbit", type=_mbit, default=None, metavar="MBIT",
+                   help="throttle the page's download to MBIT Mbit/s, for demos (default: none)")
+    p.add_argument("--rtt-ms", type=_milliseconds, default=0.0, metavar="MS",
+                   help="simulated round trip per request (default 0)")
+    p.add_argument("--page", default=None, metavar="FOLDER",
+                   help="the built viewer (default: web/dist of this checkout)")
+    p.set_defaults(run=_cmd_view)
 
     # Listed for --help only: main() hands "conformance run ..." to the runner's own parser.
     p = commands.add_parser("conformance", help="run the conformance suite against a decoder: "

@@ -4,8 +4,9 @@ Progressive streams are made for this: a client reads the header, finds each lev
 the table of contents (spec 3.3) and asks for them with a ``Range`` request, or reads one
 plain ``GET`` into :class:`progs_codec.Decoder` as it arrives. Only the standard library:
 
-- :func:`serve_directory`: a threaded HTTP/1.1 server (keep-alive) for one folder, on the
-  loopback address by default, answering ``GET`` and ``HEAD`` with single byte ranges
+- :func:`serve_directory`: a threaded HTTP/1.1 server (keep-alive) for one folder (and, with
+  ``files``, single files mapped to URL paths: the viewer's page beside a stream kept
+  elsewhere), on the loopback address by default, answering ``GET`` and ``HEAD`` with single byte ranges
   (RFC 9110: ``bytes=a-b``, ``a-`` and ``-n``; ``206`` with ``Content-Range``, ``416`` for a
   range past the end; a multi-range request gets the whole file, which RFC 9110 allows).
   CORS headers let a browser viewer on another port read the ranges.
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = ["RangeRequestHandler", "serve_directory", "parse_range", "Throttle", "RangeClient",
-           "HTTPError"]
+           "HTTPError", "find_viewer", "ViewerNotBuilt"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -76,12 +77,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class RangeRequestHandler(SimpleHTTPRequestHandler):
     """:class:`~http.server.SimpleHTTPRequestHandler` with single byte ranges and keep-alive.
 
-    Serves the files of ``directory`` (no listings, no paths outside it); ``rate``, in bytes
+    Serves the files of ``directory`` (no listings: a folder's ``index.html`` or 404; no paths
+    outside it) and those of
+    ``files``, a mapping from URL paths (``/scene.progs``) to file paths; ``rate``, in bytes
     per second, throttles what each response sends (``None``: as fast as the socket goes).
     """
 
     protocol_version = "HTTP/1.1"
     rate: float | None = None
+    files: dict[str, str] = {}
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map,
                       ".progs": "application/octet-stream", ".spz": "application/octet-stream",
                       ".splat": "application/octet-stream", ".ply": "application/octet-stream"}
@@ -99,11 +103,20 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
                          "Content-Range, Content-Length, Accept-Ranges")
         super().end_headers()
 
+    def translate_path(self, path: str) -> str:
+        route = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
+        if route in self.files:
+            return self.files[route]
+        return super().translate_path(path)
+
     def send_head(self):
         path = self.translate_path(self.path)
         if os.path.isdir(path):
-            self.send_error(HTTPStatus.NOT_FOUND, "no listings")
-            return None
+            index = os.path.join(path, "index.html")
+            if not (urllib.parse.urlsplit(self.path).path.endswith("/") and os.path.isfile(index)):
+                self.send_error(HTTPStatus.NOT_FOUND, "no listings")
+                return None
+            path = index                              # a folder's page, never a listing
         try:
             f = open(path, "rb")
         except OSError:
@@ -155,16 +168,19 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_directory(directory: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0,
-                    rate: float | None = None) -> Iterator[str]:
+                    rate: float | None = None,
+                    files: dict[str, str | os.PathLike] | None = None) -> Iterator[str]:
     """Serves ``directory`` in a background thread; yields its base URL (``http://host:port/``).
 
-    ``port=0`` picks a free port. ``rate`` throttles each response (bytes per second). The
-    server stops when the block ends.
+    ``port=0`` picks a free port. ``rate`` throttles each response (bytes per second).
+    ``files`` maps URL paths (``"/scene.progs"``) to files served under them, wherever they
+    are. The server stops when the block ends.
     """
     folder = Path(directory)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
-    handler = partial(type("Handler", (RangeRequestHandler,), {"rate": rate}),
+    routes = {("/" + name.lstrip("/")): str(Path(path)) for name, path in (files or {}).items()}
+    handler = partial(type("Handler", (RangeRequestHandler,), {"rate": rate, "files": routes}),
                       directory=str(folder))
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -286,3 +302,28 @@ class RangeClient:
     def fetch(self, name: str, start: int = 0, stop: int | None = None) -> bytes:
         """The bytes ``start..stop`` of ``name`` in one throttled request."""
         return b"".join(self.stream(name, start, stop))
+
+
+class ViewerNotBuilt(FileNotFoundError):
+    """The streaming viewer's page (``web/dist``) has not been built."""
+
+
+#: What builds the page, for the messages.
+VIEWER_BUILD = "cd web && npm ci && npm run build"
+
+
+def find_viewer(page: str | os.PathLike | None = None) -> Path:
+    """The folder of the built streaming viewer (``index.html``, ``viewer.js``,
+    ``viewer-worker.js``): ``page`` when given, else ``web/dist`` of this checkout.
+
+    Raises:
+        ViewerNotBuilt: the folder lacks the page (it is built with ``npm run build`` in
+            ``web/``, which needs node).
+    """
+    folder = Path(page) if page is not None else Path(__file__).resolve().parents[2] / "web" / "dist"
+    missing = [name for name in ("index.html", "viewer.js", "viewer-worker.js")
+               if not (folder / name).is_file()]
+    if missing:
+        raise ViewerNotBuilt(f"the viewer page is not built in {folder} (no {', '.join(missing)}): "
+                             f"run `{VIEWER_BUILD}` (needs node 18+)")
+    return folder
