@@ -52,11 +52,12 @@ pytestmark = [
 
 SIZE = 256
 MBIT = 2.0
-#: PSNR floors (dB) of Spark's render in SwiftShader against progs_codec's CPU renderer
-#: (spec 9.3) of the same Gaussians (spec 9.1) at the same camera, per LoD, 256 x 256. Measured
-#: on this project's 2-core machine (Chromium 156, Spark 2.2.0): see the README's viewer
-#: section; each floor is the measurement less about 2 dB.
-PSNR_FLOOR = {1: 30.0, 2: 30.0, 3: 28.0, 4: 26.0, 5: 24.0}
+#: PSNR floor (dB) of Spark's render in SwiftShader against progs_codec's CPU renderer
+#: (spec 9.3) of the same Gaussians (spec 9.1) at the same camera, per LoD, 256 x 256.
+#: Measured on the bundled sample (Chromium 156, Spark 2.2.0, SwiftShader, deterministic run to
+#: run): LoD 1..5 55.57 / 52.10 / 51.88 / 52.07 / 52.55 dB; the floor leaves ~4 dB for other
+#: samples (Spark stores colours and log-scales as float16, rotations in 32 bits).
+PSNR_FLOOR = {k: 48.0 for k in range(1, 17)}
 #: The brief's targets.
 LOD1_AFTER_BYTES_MS = 300.0
 DECODE_RATIO = 2.0
@@ -191,13 +192,15 @@ def test_time_to_lod1_and_full_at_a_throttled_bandwidth(browser_run):
     lods = res["lods"]
     first, last = lods[0], lods[-1]
     after = [lv["shownAt"] - lv["arrivedAt"] for lv in lods]
-    print(f"\nat {MBIT:g} Mbit/s ({res['total']:,} bytes): LoD 1 on screen at {first['shownAt']:.0f} ms "
-          f"({first['byteEnd']:,} bytes), full LoD {last['lod']} at {last['shownAt']:.0f} ms "
-          f"(page start = 0); bytes to screen per LoD: "
-          + ", ".join(f"{v:.0f}" for v in after) + " ms")
+    t0 = res["requestAt"]
+    print(f"\nat {MBIT:g} Mbit/s ({res['total']:,} bytes), ms from the first request: LoD 1 on "
+          f"screen at {first['shownAt'] - t0:.0f} (its {first['byteEnd']:,} bytes in at "
+          f"{first['arrivedAt'] - t0:.0f}), full LoD "
+          f"{last['lod']} at {last['shownAt'] - t0:.0f} (the page's own load: {t0:.0f} ms); "
+          f"last byte to screen per LoD: " + ", ".join(f"{v:.0f}" for v in after) + " ms")
     assert all(lv["shownAt"] is not None for lv in lods)
     # the bytes arrive no faster than the throttle allows
-    assert first["arrivedAt"] >= 0.8 * 1e3 * first["byteEnd"] * 8 / (MBIT * 1e6)
+    assert first["arrivedAt"] - t0 >= 0.8 * 1e3 * first["byteEnd"] * 8 / (MBIT * 1e6)
     assert after[0] <= LOD1_AFTER_BYTES_MS, f"LoD 1 on screen {after[0]:.0f} ms after its bytes"
 
 

@@ -44,7 +44,7 @@ async function open(query, viewport) {
 const state = (page) => page.evaluate(() => {
   const s = window.progs;
   return { status: s.status, error: s.error, total: s.total, received: s.received, ranges: s.ranges,
-    doneAt: s.doneAt, lods: s.lods, header: s.header && { numLevels: s.header.numLevels, refine: s.header.refine },
+    requestAt: s.requestAt, doneAt: s.doneAt, lods: s.lods, header: s.header && { numLevels: s.header.numLevels, refine: s.header.refine },
     errorText: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
     overlay: document.getElementById('overlay').textContent };
 });

@@ -11,7 +11,8 @@
 //   step=1          wait for window.progs.next() after each LoD is on screen (tests)
 //   overlay=0       hide the overlay
 //
-// window.progs holds the state: {status, lods: [...], error, ...} (times in ms from page start).
+// window.progs holds the state: {status, lods: [...], error, ...}; times are in ms from the
+// navigation start (performance.now()).
 import * as THREE from 'three';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
 import { ExtSplats, SparkRenderer, SplatMesh, utils } from '@sparkjsdev/spark';
@@ -29,7 +30,7 @@ const sizeParam = /^(\d+)x(\d+)$/.exec(params.get('size') ?? '');
 
 const state = {
   status: 'starting', src, mbit, total: null, received: 0, lods: [], error: null, header: null,
-  ranges: null, startedAt: performance.now(), doneAt: null, shown: 0,
+  ranges: null, startedAt: 0, requestAt: null, doneAt: null, shown: 0,
 };
 window.progs = state;
 
@@ -102,10 +103,15 @@ function drawOverlay() {
   if (state.lods.length) {
     lines.push('<table><tr><th>LoD</th><th>kB</th><th>arrived</th><th>decode</th><th>9.1</th><th>shown</th></tr>'
       + state.lods.map((l) => `<tr><td>${l.lod}</td><td>${(l.byteEnd / 1e3).toFixed(1)}</td><td>${fmtMs(l.arrivedAt)}</td>`
-        + `<td>${fmtMs(l.decodeMs)}</td><td>${fmtMs(l.genMs)}</td><td>${l.shownAt === null ? '…' : `+${fmtMs(l.shownAt - l.arrivedAt)}`}</td></tr>`).join('')
-      + '</table><small>ms: arrival (from page start), decoding, Gaussians of spec 9.1, and from the last byte to the screen</small>');
+        + `<td>${fmtMs(l.decodeMs)}</td><td>${fmtMs(l.genMs)}</td><td>${shownCell(l)}</td></tr>`).join('')
+      + '</table><small>ms: arrival (from the navigation), decoding, Gaussians of spec 9.1, and from the last byte to the screen</small>');
   }
   overlay.innerHTML = lines.join('<br>');
+}
+function shownCell(l) {
+  if (l.shownAt !== null) return `+${fmtMs(l.shownAt - l.arrivedAt)}`;
+  // a LoD whose successor was ready before it reached the screen is skipped
+  return state.lods.some((m) => m.lod > l.lod && m.shownAt !== null) ? 'skipped' : '…';
 }
 function escapeHtml(s) { return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]); }
 
@@ -114,9 +120,9 @@ function showError(errorClass, message) {
   state.error = { errorClass, message };
   state.status = 'error';
   errorBox.hidden = false;
-  const shown = state.lods.filter((l) => l.shownAt !== null).length;
+  const decoded = state.lods.length;
   errorBox.textContent = `${errorClass ? `${errorClass} error` : 'error'}: ${message}`
-    + (shown ? ` (showing LoD ${shown}, the last complete one)` : '');
+    + (decoded ? ` (LoD ${decoded}, the last complete one, stays on screen)` : '');
   controller.abort();
   drawOverlay();
   dirty = true;
@@ -282,6 +288,7 @@ async function start() {
   const levelArrival = {};
   const throttle = new Throttle(mbit > 0 ? (mbit * 1e6) / 8 : null, rtt);
   let result;
+  state.requestAt = performance.now();
   try {
     result = await fetchLevels(src, {
       maxLod,
