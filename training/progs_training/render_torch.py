@@ -154,6 +154,8 @@ def rasterize_torch(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tens
     Returns:
         :class:`Rasterized` with ``image [H, W, 3]`` and ``alpha [H, W]``.
     """
+    if not len(means):
+        return _empty_render(means, camera, background)
     dev = means.device
     width, height = camera.width, camera.height
     ids, means2d, conics, depths, radii = _project(means, quats, scales, opacities, camera,
@@ -199,9 +201,23 @@ def rasterize_torch(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tens
                       means2d=means2d, ids=ids)
 
 
+def _empty_render(means: torch.Tensor, camera: Camera,
+                  background: torch.Tensor | None) -> Rasterized:
+    """No Gaussians (an LoD whose anchors draw none): the background, alpha 0, no ids. The
+    image stays attached to ``means`` so a loss over it back-propagates (to nothing)."""
+    dev, h, w = means.device, camera.height, camera.width
+    bg = torch.zeros(3, device=dev) if background is None else background.to(dev)
+    image = bg.expand(h, w, 3) + means.sum() * 0.0
+    means2d = torch.zeros(0, 2, device=dev)
+    return Rasterized(image=image, alpha=torch.zeros(h, w, device=dev), means2d=means2d,
+                      ids=torch.zeros(0, dtype=torch.int64, device=dev))
+
+
 def rasterize_gsplat(means, quats, scales, opacities, colors, camera: Camera, *,
                      background: torch.Tensor | None = None) -> Rasterized:
     """The same render through ``gsplat.rasterization`` (CUDA only)."""
+    if not len(means):      # gsplat has nothing to launch, and its radii reshape to (0, -1)
+        return _empty_render(means, camera, background)
     import gsplat
 
     dev = means.device

@@ -49,3 +49,21 @@ def test_empty_view_renders_background():
     cam = orbit_cameras((0, 0, 0), 3.0, 1, width=16, height=8)[0]
     out = rasterize_torch(*arrays, cam, background=torch.tensor([0.5, 0.5, 0.5]))
     assert torch.allclose(out.image, torch.full((8, 16, 3), 0.5)) and (out.alpha == 0).all()
+
+
+@pytest.mark.parametrize("backend", ["torch", "gsplat"])
+def test_no_gaussians_renders_background(backend):
+    """An LoD whose anchors draw no Gaussian: gsplat's path must not reach the kernels (its
+    radii reshape to ``(0, -1)`` failed), the torch path gives the same background."""
+    from progs_training.render_torch import rasterize_gsplat
+
+    cam = orbit_cameras((0, 0, 0), 3.0, 1, width=16, height=8)[0]
+    means = torch.zeros(0, 3, requires_grad=True)
+    empty = (means, torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, 3))
+    fn = rasterize_gsplat if backend == "gsplat" else rasterize_torch
+    out = fn(*empty, cam, background=torch.tensor([0.5, 0.25, 0.0]))
+    assert out.image.shape == (8, 16, 3) and (out.alpha == 0).all()
+    assert torch.allclose(out.image[3, 4], torch.tensor([0.5, 0.25, 0.0]))
+    out.image.sum().backward()
+    ids, norm = out.screen_gradients(16, 8)
+    assert len(ids) == 0 and len(norm) == 0
