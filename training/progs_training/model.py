@@ -16,14 +16,16 @@ import numpy as np
 import torch
 
 from progs_codec import AttributeDims
-from progs_codec.build import PRESETS, HashGridConfig
+from progs_codec.build import PRESETS, HashGridConfig, frame_for_points, octree_from_points
 from progs_codec.render import NeuralGaussians, generate_gaussians_torch
 
+from .errors import TrainingError
 from .context_torch import ContextMLP, rate_bits, step_size
 from .hashgrid_torch import GridLookup, HashGridTorch, grid_lookup
 from .octree_ops import AnchorTree, anchor_positions, lookup, parent_index
 
-__all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth", "offsets_from_points",
+__all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth", "check_base_depth",
+           "level_sizes", "offsets_from_points",
            "level_code"]
 
 
@@ -174,19 +176,74 @@ class AnchorModel(torch.nn.Module):
         return self.tree.frame.num_levels
 
 
-def default_base_depth(points: np.ndarray, num_levels: int, target_anchors: int) -> int:
-    """Base depth whose finest level holds about ``target_anchors`` occupied voxels."""
-    points = np.asarray(points, np.float64)
-    extent = float((points.max(0) - points.min(0)).max()) or 1.0
-    best = 0
-    for finest in range(max(1, num_levels - 1), 22):
-        voxel = extent / 2 ** finest
-        count = len(np.unique(np.floor((points - points.min(0)) / voxel).astype(np.int64), axis=0))
-        best = finest
-        if count >= target_anchors:
-            break
-    return max(0, best - num_levels + 1)
+#: Spec 3.1's bounds on the frame: ``base_depth <= 16`` and ``base_depth + L - 1 <= 21``.
+MAX_BASE_DEPTH, MAX_FINEST_DEPTH = 16, 21
 
+
+def level_sizes(points: np.ndarray, base_depth: int, num_levels: int) -> list[int]:
+    """Anchors per level of the initial octree of ``points`` at ``base_depth`` (in the cube
+    frame the trainer will use)."""
+    frame = frame_for_points(points, base_depth, num_levels)
+    return [len(level) for level in octree_from_points(points, frame)]
+
+
+def check_base_depth(points: np.ndarray, base_depth: int, num_levels: int) -> list[int]:
+    """The level sizes at ``base_depth``; raises :class:`TrainingError` (before any training)
+    if the frame breaks spec 3.1's bounds or a level holds no more anchors than the one
+    above it (the octree must grow strictly, or its LoDs repeat each other)."""
+    finest = base_depth + num_levels - 1
+    if not 0 <= base_depth <= MAX_BASE_DEPTH or finest > MAX_FINEST_DEPTH:
+        raise TrainingError(
+            f"base depth {base_depth} with {num_levels} levels is outside spec 3.1's bounds "
+            f"(base depth 0..{MAX_BASE_DEPTH}, finest depth <= {MAX_FINEST_DEPTH})")
+    sizes = level_sizes(points, base_depth, num_levels)
+    flat = [k for k in range(1, num_levels) if sizes[k] <= sizes[k - 1]]
+    if flat:
+        k = flat[0]
+        raise TrainingError(
+            f"base depth {base_depth}: level {k + 1} holds {sizes[k]} anchors, no more than "
+            f"level {k} ({sizes[k - 1]}); the initial points ({len(points)}) cannot fill "
+            f"{num_levels} strictly growing levels at this depth (level sizes {sizes}): "
+            f"choose fewer levels, a smaller base depth or denser initial points")
+    return sizes
+
+
+def default_base_depth(points: np.ndarray, num_levels: int, target_anchors: int) -> int:
+    """The base depth whose finest level holds about ``target_anchors`` initial anchors, in a
+    valid, strictly growing octree.
+
+    The finest depth grows until its level holds ``target_anchors`` occupied voxels or stops
+    growing (the points are all apart: a visual hull of 14,428 cells never reaches 15,000,
+    and the old rule then ran to depth 21, base depth 17, every level the same voxels); then
+    it shrinks until every level holds more anchors than the one above it.
+
+    Raises:
+        TrainingError: no base depth gives ``num_levels`` strictly growing levels.
+    """
+    points = np.asarray(points, np.float64)
+    lowest = num_levels - 1
+    highest = min(MAX_BASE_DEPTH + num_levels - 1, MAX_FINEST_DEPTH)
+    if lowest > highest:
+        raise TrainingError(f"{num_levels} levels do not fit spec 3.1's finest depth "
+                            f"{MAX_FINEST_DEPTH}")
+    counts: dict[int, int] = {}
+    finest = lowest
+    for depth in range(lowest, highest + 1):
+        counts[depth] = level_sizes(points, depth - num_levels + 1, num_levels)[-1]
+        finest = depth
+        if counts[depth] >= target_anchors:
+            break
+        if depth > lowest and counts[depth] <= counts[depth - 1]:
+            finest = depth - 1          # saturated: one more depth added nothing
+            break
+    for depth in range(finest, lowest - 1, -1):
+        try:
+            check_base_depth(points, depth - num_levels + 1, num_levels)
+            return depth - num_levels + 1
+        except TrainingError:
+            continue
+    check_base_depth(points, 0, num_levels)     # raises with the reason
+    return 0
 
 
 def offsets_from_points(tree: AnchorTree, points: np.ndarray, k: int, *, seed: int = 0,

@@ -33,7 +33,7 @@ from .anchors import GrowthConfig, PruneConfig, grow_anchors, prune_anchors
 from .data import SceneData
 from .errors import TrainingError
 from .losses import info_nce_loss, photometric_loss, psnr, volume_loss
-from .model import AnchorModel, ModelConfig, default_base_depth
+from .model import AnchorModel, ModelConfig, check_base_depth, default_base_depth
 from .octree_ops import check_strict, initial_tree
 from .render_torch import rasterize
 
@@ -215,6 +215,7 @@ def build_model(data: SceneData, config: TrainConfig) -> AnchorModel:
     base_depth = config.base_depth
     if base_depth is None:
         base_depth = default_base_depth(data.points, config.num_levels, config.target_anchors)
+    check_base_depth(data.points, base_depth, config.num_levels)
     frame = frame_for_points(data.points, base_depth, config.num_levels,
                              convention=data.convention)
     tree = initial_tree(data.points, frame)
