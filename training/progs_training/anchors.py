@@ -1,20 +1,31 @@
 """Adaptive anchor adjustment on the octree (ProGS III-C, Algorithm 1): grow and prune.
 
-Growth. Neural Gaussians whose average screen-space gradient (NDC units, as Scaffold-GS
-measures it) is *significant* propose their voxel at each level as a new anchor. Levels are
-visited fine to coarse; level ``k`` uses the threshold ``tau * 2**((L - k) * level_factor)``
-(coarser voxels need a stronger signal, as Scaffold-GS's coarser grids do). A candidate is
-spawned only into an unoccupied voxel, and only if its parent exists (parent-child
-verification); a candidate whose parent is missing is still spawned when its gradient is
-*very significant* (``very_factor`` times the threshold), and then its parent is queued as a
-forced candidate of level ``k - 1``, so the missing ancestors are added by the coarser passes
-that follow and the octree stays strict.
+Growth (Algorithm 1, thresholds as Octree-GS's ``anchor_growing``). Every neural Gaussian is
+tested at the level ``l`` of its own anchor, against that level's threshold
+``tau_l = tau * 2**(beta * (l - 1))`` (``beta`` = Octree-GS's ``update_ratio``, 0.5: finer
+levels need a stronger signal, which keeps the fine levels from exploding):
+
+- *significant* (``tau_l <= g < tau_(l+1)``): the voxel of level ``l`` that holds the Gaussian
+  is a candidate anchor of level ``l``;
+- *very significant* (``g >= tau_(l+1)``): the candidate moves to the finer level ``l + 1``
+  (Octree-GS's ``candidate_ds_mask``); at the finest level it stays there.
+
+Candidates are deduplicated per voxel (the strongest keeps its source anchor, whose feature
+seeds the new one) and only free voxels are taken. Levels are visited fine to coarse, and a
+candidate whose parent voxel is missing queues that parent as a candidate of the coarser
+level (which queues its own parent in turn), instead of being dropped: the octree stays
+strict and no significant candidate is lost.
 
 Pruning. Anchors that were seen (``visits >= min_visits``) but whose Gaussians stayed nearly
 transparent (mean accumulated opacity below ``min_opacity``), or that no training view ever
 saw, are removed if they are leaves; visiting levels fine to coarse, a parent whose children
 were all removed becomes a leaf and is judged by the same rule. Only leaves go, so the octree
 stays strict.
+
+``GrowthConfig(rule="every_level")`` keeps the previous rule for the ablation in
+``training/README.md``: every significant Gaussian proposed its voxel at every level, with
+thresholds growing towards the *coarse* levels, and an orphan was kept only when very
+significant.
 """
 
 from __future__ import annotations
@@ -32,13 +43,26 @@ __all__ = ["GrowthConfig", "PruneConfig", "Growth", "grow_anchors", "prune_ancho
 
 @dataclass(frozen=True)
 class GrowthConfig:
-    """Thresholds of anchor growth (Scaffold-GS's 0.0002 is for full-size images)."""
+    """Thresholds of anchor growth (Scaffold-GS's and Octree-GS's ``tau`` = 0.0002, in NDC
+    units of the screen gradient).
+
+    Attributes:
+        grad_threshold: ``tau`` of level 1.
+        update_ratio: ``beta``; level ``l``'s threshold is ``tau * 2**(beta * (l - 1))``, and
+            ``2**beta`` times it is *very significant* (Octree-GS: 0.5).
+        min_visible_fraction: a Gaussian must have been visible in this fraction of the steps.
+        max_new: cap on the candidate Gaussians of one adjustment (strongest first).
+        rule: ``"own_level"`` (Algorithm 1, above) or ``"every_level"`` (the previous rule).
+        very_factor, level_factor: the previous rule's parameters.
+    """
 
     grad_threshold: float = 2e-4
-    very_factor: float = 2.0
-    level_factor: float = 1.0
+    update_ratio: float = 0.5
     min_visible_fraction: float = 0.2
     max_new: int = 200_000
+    rule: str = "own_level"
+    very_factor: float = 2.0
+    level_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +97,8 @@ def _unique_voxels(coords: np.ndarray, score: np.ndarray, source: np.ndarray, de
 
 def grow_anchors(tree: AnchorTree, gaussian_means: np.ndarray, grad_mean: np.ndarray,
                  visible_fraction: np.ndarray, config: GrowthConfig = GrowthConfig()) -> Growth:
-    """Algorithm 1: the anchors to add, fine to coarse, with missing parents queued.
+    """Algorithm 1: the anchors to add (module docstring), fine to coarse, with missing
+    parents queued.
 
     Args:
         tree: current anchors.
@@ -84,6 +109,54 @@ def grow_anchors(tree: AnchorTree, gaussian_means: np.ndarray, grad_mean: np.nda
     Returns:
         :class:`Growth`; ``tree.extended(growth.coords, growth.level)`` is strict.
     """
+    if config.rule == "every_level":
+        return _grow_every_level(tree, gaussian_means, grad_mean, visible_fraction, config)
+    if config.rule != "own_level":
+        raise ValueError(f"unknown growth rule {config.rule!r}")
+    frame, num_levels = tree.frame, tree.frame.num_levels
+    n, k_off = grad_mean.shape
+    own_level = np.repeat(tree.level, k_off).reshape(n, k_off)
+    step = 2.0 ** config.update_ratio
+    tau = config.grad_threshold * step ** (own_level - 1.0)
+    cand = (grad_mean >= tau) & (visible_fraction >= config.min_visible_fraction)
+    anchor_of = np.repeat(np.arange(n), k_off).reshape(n, k_off)
+    pos, grad, src = gaussian_means[cand], grad_mean[cand], anchor_of[cand]
+    level = own_level[cand] + (grad_mean[cand] >= tau[cand] * step)    # very significant
+    level = np.minimum(level, num_levels)
+    if len(grad) > config.max_new:
+        top = np.argsort(-grad, kind="stable")[: config.max_new]
+        pos, grad, src, level = pos[top], grad[top], src[top], level[top]
+    origin = np.asarray(frame.origin, np.float64)
+    queued = np.zeros((0, 3), np.int64)
+    queued_source = np.zeros(0, np.int64)
+    new_coords, new_level, new_source = [], [], []
+    for k in range(num_levels, 0, -1):
+        depth = frame.depth(k)
+        sel = level == k
+        vox = np.floor((pos[sel] - origin) / frame.voxel_size(k)).astype(np.int64)
+        inside = ((vox >= 0) & (vox < 1 << depth)).all(1)
+        vox, score, source = vox[inside], grad[sel][inside], src[sel][inside]
+        # Queued parents rank above every gradient candidate of their voxel.
+        vox = np.concatenate([vox, queued])
+        score = np.concatenate([score, np.full(len(queued), np.inf)])
+        source = np.concatenate([source, queued_source])
+        vox, score, source = _unique_voxels(vox, score, source, depth)
+        free = lookup(tree, k, vox) < 0
+        vox, source = vox[free], source[free]
+        queued, queued_source = np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
+        if k > 1 and len(vox):
+            missing = lookup(tree, k - 1, vox >> 1) < 0
+            queued, queued_source = vox[missing] >> 1, source[missing]
+        new_coords.append(vox)
+        new_level.append(np.full(len(vox), k, np.int64))
+        new_source.append(source)
+    return Growth(coords=np.concatenate(new_coords).reshape(-1, 3).astype(np.int64),
+                  level=np.concatenate(new_level), source=np.concatenate(new_source))
+
+
+def _grow_every_level(tree: AnchorTree, gaussian_means: np.ndarray, grad_mean: np.ndarray,
+                      visible_fraction: np.ndarray, config: GrowthConfig) -> Growth:
+    """The previous rule (module docstring), kept for the ablation."""
     frame, num_levels = tree.frame, tree.frame.num_levels
     n, k_off = grad_mean.shape
     cand = (grad_mean > config.grad_threshold) & (visible_fraction >= config.min_visible_fraction)

@@ -61,13 +61,23 @@ def _bar(show: bool, total: int, desc: str):
 
 def run(data_path: str, out: str, config: TrainConfig, *, size: int | None = None,
         init_points: str | None = None, log_path: str | None = None,
-        show_progress: bool = True) -> dict:
-    """The images route: load, train, export, write, evaluate; returns the JSON report."""
+        show_progress: bool = True, eval_views: str | None = None,
+        test_views: int | None = None, log_every: int | None = None) -> dict:
+    """The images route: load, train, export, write, evaluate; returns the JSON report.
+
+    ``eval_views``: a NeRF-layout folder whose test views, at their native size, measure the
+    stream (the project's protocol: ``teacher_views/<scene>`` at 256x256), whatever ``size``
+    training used; default the data's own held-out views. ``test_views``: measure only the
+    first ``n`` of them. ``log_every``: print one flushed line every ``n`` steps (for logs
+    of runs without a progress bar; default: every 5% of the run when ``show_progress`` is
+    off).
+    """
     start = time.time()
     device = pick_device(config.device)
-    data = load_scene(data_path, size=size, init_points=init_points,
-                      backend="gsplat" if device.type == "cuda" else "cpu")
+    backend = "gsplat" if device.type == "cuda" else "cpu"
+    data = load_scene(data_path, size=size, init_points=init_points, backend=backend)
     bar = _bar(show_progress, config.iterations, "train")
+    every = log_every or (0 if show_progress else max(1, config.iterations // 20))
 
     def progress(step: int, info: dict) -> None:
         if bar is not None:
@@ -75,21 +85,34 @@ def run(data_path: str, out: str, config: TrainConfig, *, size: int | None = Non
             if step % 10 == 0 or step == config.iterations:
                 bar.set_postfix(loss=f"{info['loss']:.4f}", anchors=info["anchors"],
                                 **{f"L{k}": v for k, v in info["psnr"].items()})
+        if every and (step % every == 0 or step == config.iterations):
+            print(f"step {step}/{config.iterations} loss {info['loss']:.4f} anchors "
+                  f"{info['anchors']} psnr {info['psnr']} {time.time() - start:.0f} s",
+                  flush=True)
 
     result = train(data, config, progress=progress)
     if bar is not None:
         bar.close()
     built = build(result.model)
     stream = write_progs(built.model, out)
-    views = data.test or data.train
-    quality = evaluate_stream(stream, views, background=data.background,
-                              backend="gsplat" if device.type == "cuda" else "cpu")
+    if eval_views is not None:
+        nerf = load_nerf(eval_views)
+        views = nerf.test or nerf.train
+    else:
+        views = data.test or data.train
+    if test_views is not None:
+        views = views[:test_views]
+    quality = evaluate_stream(stream, views, background=data.background, backend=backend)
     report = {
         "route": "images", "data": str(data_path), "out": str(out),
         "machine": machine_description(device),
-        "train_views": len(data.train), "test_views": len(data.test),
+        "train_views": len(data.train), "test_views": len(views),
+        "train_size": [data.train[0].camera.width, data.train[0].camera.height],
         "image_size": [views[0].camera.width, views[0].camera.height],
+        "eval_views": eval_views or "the data's held-out views",
         "config": asdict(replace(config, model=config.model)),
+        "grid": asdict(result.model.config.grid),
+        "anchors_per_level": result.model.tree.level_counts(),
         "train_seconds": round(result.seconds, 1), "total_seconds": round(time.time() - start, 1),
         "stream_bytes": len(stream),
         "lods": [asdict(q) for q in quality],
@@ -180,7 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{TrainConfig.iterations})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--log", default=None, help="JSON report (default: OUT with .json)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar; the images route prints a flushed line every 5%%")
+    p.add_argument("--eval-views", default=None,
+                   help="NeRF-layout folder whose test views (native size) measure the stream, "
+                        "e.g. teacher_views/plant (default: distill: 20 renders of the teacher "
+                        "at 256x256; images: the data's held-out views)")
     d = p.add_argument_group("distillation (3DGS scene in)")
     d.add_argument("--finest-depth", type=int, default=None,
                    help="octree depth of the finest level (default: from the scene and lambda)")
@@ -190,9 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hidden width of the generation MLPs (default: {_SIZES.hidden})")
     d.add_argument("--offsets", type=_positive_int, default=_SIZES.offsets,
                    help=f"Gaussians per anchor K (default: {_SIZES.offsets})")
-    d.add_argument("--eval-views", default=None,
-                   help="NeRF-layout folder whose test views measure the stream, e.g. "
-                        "teacher_views/plant (default: 20 renders of the teacher at 256x256)")
     i = p.add_argument_group("training by rendering (images in; a GPU job)")
     i.add_argument("--base-depth", type=int, default=None, help="octree depth of level 1")
     i.add_argument("--target-anchors", type=_positive_int, default=TrainConfig.target_anchors,
@@ -252,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     int(w) for w in args.context_hidden.split(",") if w)))
             report = run(args.data, args.out, config, size=args.size,
                          init_points=args.init_points, log_path=log_path,
-                         show_progress=not args.quiet)
+                         show_progress=not args.quiet, eval_views=args.eval_views)
     except ProgsError as exc:
         print(f"progs-train: error: {exc}", file=sys.stderr)
         return 2

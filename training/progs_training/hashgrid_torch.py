@@ -19,7 +19,8 @@ import torch
 
 from progs_codec.build import FEATURE_LIMIT, HashGrid, HashGridConfig, grid_corners, table_sizes
 
-__all__ = ["GridLookup", "HashGridTorch", "grid_lookup", "binarize_ste", "to_hash_grid"]
+__all__ = ["GridLookup", "HashGridTorch", "grid_lookup", "binarize_ste", "to_hash_grid",
+           "hash_rate_bits"]
 
 def binarize_ste(latent: torch.Tensor) -> torch.Tensor:
     """``+1`` where ``latent >= 0`` else ``-1``; gradient 1 where ``|latent| <= 1``, else 0."""
@@ -94,6 +95,22 @@ class HashGridTorch(torch.nn.Module):
                 exact = ((total * FEATURE_LIMIT + (1 << (shift - 1))) >> shift).to(signs.dtype)
             parts.append(soft + (exact / FEATURE_LIMIT - soft).detach())
         return torch.cat(parts, dim=1)
+
+
+def hash_rate_bits(grid: HashGridTorch) -> torch.Tensor:
+    """``R_hash`` (ProGS eq. 18, HAC's ``get_binary_vxl_size``): the grid's bits under the one
+    Bernoulli probability the stream codes them with (spec 5.4), ``p`` = the fraction of +1.
+
+    ``sum_i -(1 + s_i) / 2 log2 p - (1 - s_i) / 2 log2 (1 - p)`` over the STE signs ``s_i``
+    with ``p`` held fixed: at the empirical ``p`` this has the gradient of ``n H(p)``
+    (``n`` entries), which pushes every latent towards the majority sign, so the grid gets
+    cheaper to code where the context model does not need its bits.
+    """
+    signs = binarize_ste(grid.latent)
+    with torch.no_grad():
+        p = (signs > 0).float().mean().clamp(1e-6, 1 - 1e-6)
+    ones = (1 + signs) / 2
+    return -(ones * torch.log2(p) + (1 - ones) * torch.log2(1 - p)).sum()
 
 
 def to_hash_grid(grid: HashGridTorch) -> HashGrid:

@@ -50,13 +50,17 @@ def volume_loss(scales: torch.Tensor) -> torch.Tensor:
 
 
 def info_nce_loss(feature: torch.Tensor, parent: torch.Tensor, *, batch: int = 256,
-                  temperature: float = 0.1, generator: torch.Generator | None = None
-                  ) -> torch.Tensor:
-    """InfoNCE between sampled children and their parents (ProGS's mutual-information term).
+                  similarity: str = "dot", temperature: float | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """InfoNCE between sampled children and their parents (ProGS eq. 10, mutual information
+    between an octree node and its parent).
 
-    ``batch`` anchors with a parent are sampled; each child's positive is its own parent's
-    feature, its negatives the other sampled children's parents (pairs sharing a parent are
-    not counted as negatives).
+    ``batch`` anchors with a parent are sampled; for child ``i`` the positive is its own
+    parent ``p(i)``, the negatives the other sampled children's parents (pairs sharing a
+    parent are not counted as negatives):
+    ``-mean_i log(exp(s(f_i, f_p(i))) / sum_j exp(s(f_i, f_p(j))))``. ``similarity="dot"``
+    is eq. 10's dot product ``s(a, b) = a . b`` (``temperature`` default 1);
+    ``"cosine"`` is the previous normalized product over a temperature (default 0.1).
     """
     children = torch.nonzero(parent >= 0).squeeze(1)
     if len(children) < 2:
@@ -64,8 +68,15 @@ def info_nce_loss(feature: torch.Tensor, parent: torch.Tensor, *, batch: int = 2
     pick = torch.randperm(len(children), generator=generator, device="cpu")[:batch]
     children = children[pick.to(children.device)]
     parents = parent[children]
-    z_child = torch.nn.functional.normalize(feature[children], dim=1)
-    z_parent = torch.nn.functional.normalize(feature[parents], dim=1)
+    z_child, z_parent = feature[children], feature[parents]
+    if similarity == "cosine":
+        z_child = torch.nn.functional.normalize(z_child, dim=1)
+        z_parent = torch.nn.functional.normalize(z_parent, dim=1)
+        temperature = 0.1 if temperature is None else temperature
+    elif similarity == "dot":
+        temperature = 1.0 if temperature is None else temperature
+    else:
+        raise ValueError(f"unknown similarity {similarity!r}")
     logits = z_child @ z_parent.T / temperature
     same = parents[:, None] == parents[None, :]
     eye = torch.eye(len(children), dtype=torch.bool, device=feature.device)

@@ -10,7 +10,7 @@ anchor's and its parent's integer grid features (spec 5-7).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,20 +26,43 @@ from .octree_ops import AnchorTree, anchor_positions, lookup, parent_index
 
 __all__ = ["ModelConfig", "AnchorModel", "mlp", "default_base_depth", "check_base_depth",
            "level_sizes", "offsets_from_points",
-           "level_code"]
+           "level_code", "grid_for_rate"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Sizes of the model. ``base_steps`` are near HAC's quantization steps per group (feature,
-    scaling, offsets) in attribute units; the context model scales them by 0.25..3.7."""
+    scaling, offsets) in attribute units; the context model scales them by 0.25..3.7.
+    ``grid``: the hash grid; ``None`` has :func:`grid_for_rate` choose it for the octree."""
 
     dims: AttributeDims = AttributeDims()
     hidden_width: int = 32
     use_distance: bool = True
-    grid: HashGridConfig = field(default_factory=lambda: PRESETS["small"])
+    grid: HashGridConfig | None = None          # None: chosen by rate (grid_for_rate)
     context_hidden: tuple[int, ...] = (64, 64)
     base_steps: tuple[float, float, float] = (1.0, 1 / 1024, 3 / 16)  # exact in 2**-16 units
+
+
+def grid_for_rate(num_anchors: int, finest_depth: int) -> HashGridConfig:
+    """A hash grid sized for ``num_anchors`` anchors whose finest voxels are at
+    ``finest_depth``: its bits (``R_hash``, coded at up to 1 bit per parameter) must stay small
+    against the attributes' (86 values per anchor at 1-3 bits each), and more entries than the
+    anchors can reach buy no context.
+
+    Eight 3D levels over the four octaves below the finest voxel grid (capped at 512, HAC's
+    finest), tables of ``2**ceil(log2(2 N))`` entries (at least 1,024, at most HAC's 2**19);
+    three 2D planes at the finest quarter, half and full resolution with a quarter of the
+    entries; 2 features per level. HAC's preset (12 + 4 levels, 2**19 / 2**17 entries, 10.2 M
+    parameters, up to 1.27 MB) is made for scenes of about 10**5 - 10**6 anchors; at the
+    plant's 2,400 anchors (attributes about 50 kB) it would be many times the rest of the
+    stream. ``training/README.md`` has the measured comparison with our fixed preset.
+    """
+    top = int(min(max(2 ** finest_depth, 16), 512))
+    low = max(4, top // 16)
+    res3d = tuple(sorted({int(round(low * (top / low) ** (i / 7))) for i in range(8)}))
+    log2_3d = int(np.clip(np.ceil(np.log2(max(2 * num_anchors, 2))), 10, 19))
+    res2d = tuple(sorted({max(top // 4, 2), max(top // 2, 2), top}))
+    return HashGridConfig(res3d, log2_3d, res2d, max(log2_3d - 2, 8), 2)
 
 
 def mlp(n_in: int, hidden: int, n_out: int) -> torch.nn.Sequential:
@@ -55,6 +78,9 @@ class AnchorModel(torch.nn.Module):
                  points: np.ndarray | None = None):
         super().__init__()
         torch.manual_seed(seed)
+        if config.grid is None:
+            config = replace(config, grid=grid_for_rate(len(tree), tree.frame.depth(
+                tree.frame.num_levels)))
         self.config = config
         dims = config.dims
         n_in = dims.feature + 3 + int(config.use_distance)

@@ -1,12 +1,20 @@
 """The training loop: photometric LoD loss, anchor adjustment, quantization and rate phases.
 
-Schedule (HAC's order, scaled to the iteration budget ``T``; short budgets start noise later): plain training until ``noise_from T``;
-then attributes see uniform quantization noise of one predicted step; from ``rate_from T`` the
-entropy loss ``lambda * bits per attribute`` trains the grid and context model along with the
-anchors; from ``qat_from T`` the context model runs fake-quantized (int8 weights, 8-bit
-activations, rounded indices) and attributes are rounded around the predicted mean, as the
-codec will. Anchors grow and are pruned every ``adjust_every`` steps between ``grow_from T``
-and ``grow_until T`` (Algorithm 1, :mod:`.anchors`).
+Schedule (HAC's code, scaled to the iteration budget ``T``; HAC: ``T`` = 30,000): plain
+training until ``noise_from T`` (HAC 3,000: 0.1); then attributes see uniform quantization
+noise of one predicted step; from ``rate_from T`` (HAC 10,000: 1/3) the rate loss
+``lambda * (R_attr + R_hash / (N C))`` (ProGS eq. 18, HAC's ``bit_per_param + bit_hash_grid /
+denom``: bits per attribute value plus the hash grid's own bits per value) trains the grid and
+context model along with the anchors; from ``qat_from T`` (ours; HAC has no such phase) the
+context model runs fake-quantized (int8 weights, 8-bit activations, rounded indices) and
+attributes are rounded around the predicted mean, as the codec will. Anchors grow and are
+pruned every ``adjust_every`` steps between ``grow_from T`` and ``grow_until T`` (HAC 1,500 to
+15,000: 0.05 to 0.5; Algorithm 1, :mod:`.anchors`). Learning rates start at HAC's and decay
+exponentially to HAC's final values (:data:`HAC_LEARNING_RATES`).
+
+The parent-child InfoNCE (ProGS eq. 10, dot-product similarity of anchor features,
+:func:`.losses.info_nce_loss`) is the coarse-to-fine term of eq. 12: on from the start of
+anchor adjustment (``infonce_from``, default ``grow_from``), when the octree starts changing.
 
 Each step renders the full LoD (weight 1) and every coarser LoD ``1..L-1`` (weight
 ``coarse_lod_weights[k - 1]`` for LoD ``k`` where given, else ``coarse_lod_weight``;
@@ -32,17 +40,40 @@ from progs_codec.build import frame_for_points
 from .anchors import GrowthConfig, PruneConfig, grow_anchors, prune_anchors
 from .data import SceneData
 from .errors import TrainingError
+from .hashgrid_torch import hash_rate_bits
 from .losses import info_nce_loss, photometric_loss, psnr, volume_loss
 from .model import AnchorModel, ModelConfig, check_base_depth, default_base_depth
 from .octree_ops import check_strict, initial_tree
 from .render_torch import rasterize
 
-__all__ = ["TrainConfig", "TrainResult", "Phase", "schedule", "train", "pick_device"]
+__all__ = ["TrainConfig", "TrainResult", "Phase", "schedule", "train", "pick_device",
+           "HAC_LEARNING_RATES", "PREVIOUS_LEARNING_RATES"]
+
+
+#: HAC's learning rates per parameter group, ``(name, initial, final)``: exponential decay
+#: from the first to the second over the run (HAC's ``get_expon_lr_func``, without its delay).
+#: Anchor features and scalings keep a constant rate, as in Scaffold-GS and HAC.
+HAC_LEARNING_RATES: tuple[tuple[str, float, float], ...] = (
+    ("feature", 0.0075, 0.0075), ("scaling", 0.007, 0.007), ("offsets", 0.01, 0.0001),
+    ("opacity_mlp", 0.002, 0.00002), ("covariance_mlp", 0.004, 0.004),
+    ("color_mlp", 0.008, 0.00005), ("grid", 0.005, 0.00001), ("context", 0.005, 0.00001))
+
+#: The rates before the change to HAC's (every group decayed to 5% of its start), kept for
+#: the ablation in ``training/README.md``.
+PREVIOUS_LEARNING_RATES: tuple[tuple[str, float, float], ...] = (
+    ("feature", 0.0075, 0.000375), ("scaling", 0.007, 0.00035), ("offsets", 0.01, 0.0005),
+    ("opacity_mlp", 0.004, 0.0002), ("covariance_mlp", 0.004, 0.0002),
+    ("color_mlp", 0.004, 0.0002), ("grid", 0.005, 0.00025), ("context", 0.002, 0.0001))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs besides its data. Fractions are of ``iterations``."""
+    """Everything a run needs besides its data. Fractions are of ``iterations``.
+
+    ``hash_rate``: ``R_hash`` in the rate loss (eq. 18). ``infonce_similarity``: ``"dot"``
+    (eq. 10) or ``"cosine"`` (the previous cosine / 0.1); ``infonce_from``: fraction of the
+    run where the InfoNCE term starts (``None``: ``grow_from``, eq. 12).
+    """
 
     iterations: int = 3000
     num_levels: int = 5
@@ -57,22 +88,19 @@ class TrainConfig:
     volume_weight: float = 0.01
     infonce_weight: float = 0.01
     infonce_batch: int = 256
+    infonce_similarity: str = "dot"
+    infonce_from: float | None = None
+    hash_rate: bool = True
     rate_batch: int = 4096
-    noise_from: float = 0.3
-    rate_from: float = 0.5
+    noise_from: float = 0.1
+    rate_from: float = 1 / 3
     qat_from: float = 0.85
     grow_from: float = 0.05
-    grow_until: float = 0.6
+    grow_until: float = 0.5
     adjust_every: int = 0
     growth: GrowthConfig = GrowthConfig()
     prune: PruneConfig = PruneConfig()
-    lr_feature: float = 0.0075
-    lr_scaling: float = 0.007
-    lr_offsets: float = 0.01
-    lr_mlps: float = 0.004
-    lr_grid: float = 0.005
-    lr_context: float = 0.002
-    lr_final_factor: float = 0.05
+    learning_rates: tuple[tuple[str, float, float], ...] = HAC_LEARNING_RATES
     seed: int = 0
     device: str = "auto"
 
@@ -82,6 +110,10 @@ class TrainConfig:
     @property
     def adjust_interval(self) -> int:
         return self.adjust_every or max(25, self.iterations // 25)
+
+    @property
+    def infonce_start(self) -> float:
+        return self.grow_from if self.infonce_from is None else self.infonce_from
 
 
 @dataclass(eq=False)
@@ -192,22 +224,24 @@ def _coarse_weight(config: TrainConfig, lod: int) -> float:
 
 
 def _optimizer(model: AnchorModel, config: TrainConfig) -> torch.optim.Optimizer:
-    nets = model.network_parameters()
-    groups = [{"params": [model.feature], "lr": config.lr_feature, "name": "feature"},
-              {"params": [model.scaling], "lr": config.lr_scaling, "name": "scaling"},
-              {"params": [model.offsets], "lr": config.lr_offsets, "name": "offsets"},
-              {"params": nets["mlps"], "lr": config.lr_mlps, "name": "mlps"},
-              {"params": nets["grid"], "lr": config.lr_grid, "name": "grid"},
-              {"params": nets["context"], "lr": config.lr_context, "name": "context"}]
-    for g in groups:
-        g["initial_lr"] = g["lr"]
+    params = {"feature": [model.feature], "scaling": [model.scaling],
+              "offsets": [model.offsets],
+              "opacity_mlp": list(model.opacity_mlp.parameters()),
+              "covariance_mlp": list(model.covariance_mlp.parameters()),
+              "color_mlp": list(model.color_mlp.parameters()),
+              "grid": [model.grid.latent], "context": list(model.context.parameters())}
+    rates = {name: (first, last) for name, first, last in config.learning_rates}
+    if set(rates) != set(params):
+        raise ValueError(f"learning_rates must name exactly {sorted(params)}, got {sorted(rates)}")
+    groups = [{"params": params[name], "lr": rates[name][0], "name": name,
+               "initial_lr": rates[name][0], "final_lr": rates[name][1]} for name in params]
     return torch.optim.Adam(groups, eps=1e-15)
 
 
-def _set_lr(optimizer, progress: float, final_factor: float) -> None:
-    """Exponential decay from each group's initial rate to ``final_factor`` times it."""
+def _set_lr(optimizer, progress: float) -> None:
+    """Exponential (log-linear) decay of each group from its initial to its final rate."""
     for g in optimizer.param_groups:
-        g["lr"] = g["initial_lr"] * final_factor ** progress
+        g["lr"] = g["initial_lr"] * (g["final_lr"] / g["initial_lr"]) ** min(progress, 1.0)
 
 
 def build_model(data: SceneData, config: TrainConfig) -> AnchorModel:
@@ -236,6 +270,7 @@ class Phase:
         with_rate: the rate loss is on.
         growing: inside the growth window: collect statistics, adjust anchors every
             ``adjust_interval`` steps.
+        infonce: the parent-child InfoNCE term is on (from the start of adjustment).
     """
 
     mode: str
@@ -243,6 +278,7 @@ class Phase:
     calibrate: bool
     with_rate: bool
     growing: bool
+    infonce: bool = False
 
 
 def schedule(config: TrainConfig, step: int) -> Phase:
@@ -254,7 +290,8 @@ def schedule(config: TrainConfig, step: int) -> Phase:
         qat=qat,
         calibrate=qat and (step - qat_from) % 50 == 1,
         with_rate=step > config.steps(config.rate_from) and config.lambda_rate > 0,
-        growing=config.steps(config.grow_from) < step <= config.steps(config.grow_until))
+        growing=config.steps(config.grow_from) < step <= config.steps(config.grow_until),
+        infonce=config.infonce_weight > 0 and step > config.steps(config.infonce_start))
 
 
 def _step_lods(config: TrainConfig, num_levels: int, rng: np.random.Generator) -> list[int]:
@@ -305,7 +342,7 @@ class _Run:
     def _prepare(self, step: int, phase: Phase) -> None:
         """Learning rates of this step; switch on and recalibrate the fake-quantized context
         model when the schedule says so."""
-        _set_lr(self.optimizer, step / self.config.iterations, self.config.lr_final_factor)
+        _set_lr(self.optimizer, step / self.config.iterations)
         context = self.model.context
         if phase.qat and not context.quantize:
             context.quantize = True
@@ -341,13 +378,19 @@ class _Run:
                 main = (rendered, g, anchor_of)
                 loss = loss + config.volume_weight * volume_loss(g.scales)
             self._track_psnr(lod, psnr(rendered.image.detach(), self.targets[index]))
-        if config.infonce_weight > 0:
+        if phase.infonce:
             loss = loss + config.infonce_weight * info_nce_loss(
-                model.feature, model.parent, batch=config.infonce_batch)
+                model.feature, model.parent, batch=config.infonce_batch,
+                similarity=config.infonce_similarity)
         if bits is not None:
             rate = bits.mean()
-            loss = loss + config.lambda_rate * rate
             info["bits_per_value"] = float(rate.detach())
+            if config.hash_rate:
+                # eq. 18 / HAC: the grid's bits spread over every attribute value
+                hash_bits = hash_rate_bits(model.grid)
+                rate = rate + hash_bits / (len(model.tree) * model.config.dims.channels)
+                info["hash_bits"] = float(hash_bits.detach())
+            loss = loss + config.lambda_rate * rate
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

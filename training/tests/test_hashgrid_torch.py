@@ -41,3 +41,20 @@ def test_straight_through_gradient():
 
 def test_untouched_bits_start_positive():
     assert bool((to_hash_grid(HashGridTorch(TINY)).params).all())
+
+
+def test_hash_rate_matches_the_coded_grid_and_pulls_to_the_majority():
+    """R_hash (eq. 18) is what spec 5.4's one-probability Bernoulli code spends on the grid,
+    and its gradient moves each latent towards the more frequent sign."""
+    from progs_codec.entropy.hashgrid import write_hash_grid
+    from progs_training.hashgrid_torch import hash_rate_bits
+
+    grid = HashGridTorch(PRESETS["small"], init_scale=1.0, seed=3, signed_init=True)
+    with torch.no_grad():
+        grid.latent.add_(0.6)                  # about 80% of the signs are +1
+    bits = hash_rate_bits(grid)
+    coded = 8 * len(write_hash_grid(to_hash_grid(grid)))
+    assert abs(float(bits) - coded) < 0.01 * coded + 512, (float(bits), coded)
+    bits.backward()
+    moving = grid.latent.grad[grid.latent.abs() <= 1]
+    assert (moving < 0).all()                   # descent raises every latent: towards +1

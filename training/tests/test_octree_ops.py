@@ -52,12 +52,13 @@ def _growth_inputs(tree, points, grads):
     return means, grad, np.ones((n, k))
 
 
-def test_growth_spawns_strictly_and_queues_missing_parents(tree):
+def test_previous_rule_spawns_strictly_and_queues_missing_parents(tree):
     frame = tree.frame
     # Far corner of the frame: no anchors there at any level.
     corner = np.asarray(frame.origin) + frame.root_voxel_size * 2 ** frame.base_depth * 0.999
     occupied = anchor_positions(tree)[tree.level == 4][0]
-    cfg = GrowthConfig(grad_threshold=1.0, very_factor=10.0, level_factor=1.0)
+    cfg = GrowthConfig(grad_threshold=1.0, very_factor=10.0, level_factor=1.0,
+                       rule="every_level")
     # Significant but not very significant: the orphan at the empty corner is refused.
     means, grad, vis = _growth_inputs(tree, np.array([corner]), [2.0])
     assert len(grow_anchors(tree, means, grad, vis, cfg)) == 0
@@ -70,6 +71,62 @@ def test_growth_spawns_strictly_and_queues_missing_parents(tree):
     assert 4 in growth.level.tolist()
     # Nothing lands on an occupied voxel.
     assert strictness_problem(grown) is None
+
+
+def _one_gaussian(tree, anchor, point, grad):
+    means = np.zeros((len(tree), 1, 3))
+    grads = np.zeros((len(tree), 1))
+    means[anchor, 0], grads[anchor, 0] = point, grad
+    return means, grads, np.ones((len(tree), 1))
+
+
+ALG1 = GrowthConfig(grad_threshold=1.0, update_ratio=1.0)   # tau_l = 2**(l - 1), very: 2 tau_l
+
+
+def _free_voxel_beside(tree, level):
+    """An anchor of ``level`` and a point in a free voxel of that level whose parent exists."""
+    frame = tree.frame
+    for i in np.flatnonzero(tree.level == level):
+        for d in np.eye(3, dtype=np.int64):
+            c = tree.coords[i] ^ d                      # the sibling across one axis
+            if lookup(tree, level, c)[0] < 0:
+                return i, np.asarray(frame.origin) + (c + 0.5) * frame.voxel_size(level)
+    raise AssertionError("no free sibling voxel")
+
+
+def test_algorithm1_tests_each_gaussian_at_its_own_anchors_level(tree):
+    anchor, point = _free_voxel_beside(tree, 3)
+    # Below level 3's threshold (4): nothing, although level 1's threshold (1) is passed.
+    assert len(grow_anchors(tree, *_one_gaussian(tree, anchor, point, 3.0), ALG1)) == 0
+    # Significant at level 3 (4 <= g < 8): one anchor in the free voxel of level 3.
+    growth = grow_anchors(tree, *_one_gaussian(tree, anchor, point, 5.0), ALG1)
+    assert growth.level.tolist() == [3] and growth.source.tolist() == [anchor]
+    check_strict(tree.extended(growth.coords, growth.level))
+
+
+def test_very_significant_candidate_moves_to_the_finer_level(tree):
+    anchor, point = _free_voxel_beside(tree, 3)
+    growth = grow_anchors(tree, *_one_gaussian(tree, anchor, point, 9.0), ALG1)
+    grown = tree.extended(growth.coords, growth.level)
+    check_strict(grown)             # its level-3 parent voxel was free: queued, not dropped
+    assert sorted(growth.level.tolist()) == [3, 4]
+    # At the finest level a very significant Gaussian stays at the finest level.
+    leaf, point = _free_voxel_beside(tree, 4)
+    growth = grow_anchors(tree, *_one_gaussian(tree, leaf, point, 100.0), ALG1)
+    assert growth.level.tolist() == [4]
+
+
+def test_missing_parents_are_queued_up_to_the_roots(tree):
+    frame = tree.frame
+    corner = np.asarray(frame.origin) + frame.root_voxel_size * 2 ** frame.base_depth * 0.999
+    leaf = np.flatnonzero(tree.level == 4)[0]
+    # Significant only (8 <= g < 16 at level 4), at an empty corner: the whole chain comes.
+    growth = grow_anchors(tree, *_one_gaussian(tree, leaf, corner, 9.0), ALG1)
+    assert sorted(growth.level.tolist()) == [1, 2, 3, 4]
+    check_strict(tree.extended(growth.coords, growth.level))
+    # An occupied voxel is never taken again.
+    occupied = anchor_positions(tree)[leaf]
+    assert len(grow_anchors(tree, *_one_gaussian(tree, leaf, occupied, 100.0), ALG1)) == 0
 
 
 def test_growth_respects_visibility(tree):
