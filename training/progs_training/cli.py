@@ -203,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{TrainConfig.iterations})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--log", default=None, help="JSON report (default: OUT with .json)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available), cpu or cuda; both routes (default: auto)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar; the images route prints a flushed line every 5%%")
     p.add_argument("--eval-views", default=None,
@@ -232,7 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--coarse-lods", type=int, default=TrainConfig.coarse_lods,
                    help=f"coarser LoDs rendered per step besides the full one, 0: all "
                         f"(default: {TrainConfig.coarse_lods})")
-    i.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     return p
 
 
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                              levels=args.levels or _DISTILL.levels,
                              finest_depth=args.finest_depth,
                              sizes=None if sizes == _SIZES else sizes,
-                             steps=args.iters or _DISTILL.steps, seed=args.seed)
+                             steps=args.iters or _DISTILL.steps, seed=args.seed,
+                             device=args.device)
             report = run_distill(args.data, args.out, config, eval_views=args.eval_views,
                                  log_path=log_path, show_progress=not args.quiet)
         else:

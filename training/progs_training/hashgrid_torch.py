@@ -42,6 +42,11 @@ class GridLookup:
     weight: tuple[torch.Tensor, ...]
     shifts: tuple[int, ...]
 
+    def to(self, device: torch.device | str) -> GridLookup:
+        """The same lookup with its tensors on ``device``."""
+        return GridLookup(tuple(t.to(device) for t in self.index),
+                          tuple(t.to(device) for t in self.weight), self.shifts)
+
 
 def grid_lookup(config: HashGridConfig, coords: np.ndarray, depth: np.ndarray | int,
                 device: torch.device | str = "cpu") -> GridLookup:

@@ -105,7 +105,7 @@ def fit(model: DistillModel, targets: SlotTargetsTorch, schedule: FitSchedule, *
         directions = None
         colors = fixed_colors
         if model.view_dependent:
-            directions = _random_directions(len(values), generator)
+            directions = _random_directions(len(values), generator).to(values.device)
             colors = targets.colors(directions, sh_basis)
         g = model.gaussians(values, directions)
         d, terms = distortion(g, targets, colors)

@@ -61,6 +61,13 @@ class SlotTargetsTorch:
         self.cov_norm = (self.covs ** 2).sum((-1, -2)).clamp_min(1e-40)
         self.num_slots = float(self.mask.sum())
 
+    def to(self, device: torch.device | str) -> SlotTargetsTorch:
+        """Every tensor on ``device`` (placement only)."""
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+        return self
+
     def colors(self, directions: torch.Tensor | None, sh_basis) -> torch.Tensor:
         """Target RGB ``[N, K, 3]`` seen along ``directions`` ``[N, 3]`` (DC only if None)."""
         if directions is None or self.sh.shape[2] == 1:

@@ -202,6 +202,13 @@ class DistillModel(torch.nn.Module):
 
     # -- values and rate ------------------------------------------------------------------
 
+    def to_device(self, device: torch.device | str) -> DistillModel:
+        """Parameters, buffers and the grid lookups on ``device`` (placement only)."""
+        self.to(device)
+        self.own_lookup = self.own_lookup.to(device)
+        self.parent_lookup = self.parent_lookup.to(device)
+        return self
+
     def mlps(self) -> tuple[torch.nn.Sequential, ...]:
         return (self.opacity_mlp, self.color_mlp, self.covariance_mlp)
 
@@ -213,7 +220,7 @@ class DistillModel(torch.nn.Module):
         """``[N, 2G]`` integer-valued hash features of each anchor and its parent (spec 6.1)."""
         own = self.grid(self.own_lookup) * 127
         parent = self.grid(self.parent_lookup) * 127
-        roots = torch.zeros(self.n_roots, parent.shape[1])
+        roots = torch.zeros(self.n_roots, parent.shape[1], device=parent.device)
         return torch.cat([own, torch.cat([roots, parent])], 1)
 
     def quantized(self, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +248,7 @@ class DistillModel(torch.nn.Module):
         f, k = self.sizes.feature, self.sizes.offsets
         n = len(values)
         if directions is None:
-            directions = torch.zeros(n, 3)
+            directions = torch.zeros(n, 3, device=values.device)
         x = torch.cat([values[:, :f], directions], 1)
         s = torch.exp(values[:, f:f + 6])
         c = self.covariance_mlp(x).reshape(n, k, 7)

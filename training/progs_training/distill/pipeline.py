@@ -49,6 +49,8 @@ class DistillConfig:
         steps: Adam steps of the fit.
         level_weights: weight of each level's distortion, coarse to fine.
         seed: random seed.
+        device: where the fit runs: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+            Placement only: the same computation on either.
     """
 
     lam: float = 1e-5
@@ -58,6 +60,7 @@ class DistillConfig:
     steps: int = 2000
     level_weights: tuple[float, ...] | None = None
     seed: int = 0
+    device: str = "auto"
 
 
 @dataclass
@@ -68,14 +71,15 @@ class DistillResult:
 
 def _torch_sh_basis(degree: int) -> Callable[[torch.Tensor], torch.Tensor]:
     def basis(directions: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(sh_basis(degree, directions.detach().numpy()))
+        return torch.from_numpy(sh_basis(degree, directions.detach().cpu().numpy())).to(
+            directions.device)
     return basis
 
 
 def _mlp(seq: torch.nn.Sequential) -> MLP:
     linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
-    return MLP(weights=tuple(m.weight.detach().numpy().copy() for m in linears),
-               biases=tuple(m.bias.detach().numpy().copy() for m in linears))
+    return MLP(weights=tuple(m.weight.detach().cpu().numpy().copy() for m in linears),
+               biases=tuple(m.bias.detach().cpu().numpy().copy() for m in linears))
 
 
 def export_model(model: DistillModel, frame, levels) -> tuple:
@@ -83,7 +87,7 @@ def export_model(model: DistillModel, frame, levels) -> tuple:
     sizes = model.sizes
     f, k = sizes.feature, sizes.offsets
     with torch.no_grad():
-        values = model.quantized("exact")[0].numpy()
+        values = model.quantized("exact")[0].cpu().numpy()
     arrays, start = [], 0
     for target in levels:
         rows = slice(start, start + len(target))
@@ -131,6 +135,10 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
     weights = config.level_weights or _default_level_weights(config.levels)
     model = DistillModel(levels, sizes, view_dependent=teacher.sh_degree > 0, seed=config.seed)
     targets = SlotTargetsTorch(levels, weights)
+    device = _device(config.device)
+    if device.type != "cpu":
+        model.to_device(device)
+        targets.to(device)
     lap("initialize")
     schedule = FitSchedule(steps=config.steps, lam=config.lam, seed=config.seed)
 
@@ -155,6 +163,7 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
         "teacher_sh_degree": teacher.sh_degree,
         "machine": f"CPU, {os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'unknown'})",
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "config": {**asdict(replace(config, sizes=None)), "finest_depth": finest_depth},
         "sizes": asdict(sizes),
         "frame": {"base_depth": frame.base_depth, "num_levels": frame.num_levels,
@@ -168,6 +177,12 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
         "fit_log": result.log,
     }
     return DistillResult(stream=stream, report=report)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def _default_level_weights(levels: int) -> tuple[float, ...]:
