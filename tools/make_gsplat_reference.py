@@ -38,19 +38,22 @@ DATA = ROOT.parent / "shared" / "data"
 VIEWS = (("plant", 0), ("plant", 7), ("donut", 3))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--backend", choices=("gsplat", "cpu"), default="gsplat")
-    args = parser.parse_args()
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the shared data folder (default ../shared/data; the GPU run "
+                             "passes its carried copy)")
+    args = parser.parse_args(argv)
     if args.backend == "cpu" and (args.out / "gsplat_reference.json").exists():
         raise SystemExit("refusing to overwrite real reference data with a CPU dry run")
 
     arrays, records = {}, []
     for scene, view in VIEWS:
-        splats = read_ply(DATA / "scenes" / scene / f"{scene}.ply")
-        transforms = DATA / "teacher_views" / scene / "transforms_test.json"
+        splats = read_ply(args.data / "scenes" / scene / f"{scene}.ply")
+        transforms = args.data / "teacher_views" / scene / "transforms_test.json"
         _, cam = load_nerf_cameras(transforms, width=args.size, height=args.size)[view]
         start = time.perf_counter()
         ref = render(splats, cam, backend=args.backend)
