@@ -35,7 +35,9 @@ ROWS = (
     ("hash_rate", "+ R_hash in the rate loss (eq. 18)"),
     ("grid_by_rate", "+ hash grid sized by rate instead of the fixed 'small' preset"),
     ("infonce_eq10", "+ InfoNCE with dot products (eq. 10), from the start of adjustment (eq. 12)"),
-    ("hac_schedule", "+ HAC's learning rates and phases (noise from 0.1 T, rate from T/3)"),
+    ("hac_schedule", "+ HAC's learning rates and phases (noise from 0.1 T)"),
+    ("rate_phase", "+ the rate loss from T/3 as HAC (it ran from the noise phase), escapes "
+                   "no longer pulling the values"),
 )
 
 
@@ -47,6 +49,8 @@ def row_config(name: str, base: TrainConfig) -> TrainConfig:
         raise ValueError(f"unknown row {name!r}; rows: {names}")
     upto = names.index(name)
     config = base
+    if upto < names.index("rate_phase"):
+        config = replace(config, rate_from_noise=True, pull_outliers=True)
     if upto < names.index("algorithm1"):
         config = replace(config, growth=replace(config.growth, rule="every_level"))
     if upto < names.index("hash_rate"):
@@ -62,15 +66,18 @@ def row_config(name: str, base: TrainConfig) -> TrainConfig:
 
 
 def _table(out: Path) -> str:
-    lines = ["| row | what it adds | LoD 1 | 2 | 3 | 4 | 5 (dB) | bytes | anchors | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    from progs_codec import inspect
+
+    lines = ["| row | what it adds | LoD 1 | 2 | 3 | 4 | 5 (dB) | bytes | grid bytes | "
+             "anchors | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, what in ROWS:
         path = out / f"{name}.json"
         if not path.exists():
             continue
         r = json.loads(path.read_text())
+        grid = inspect((out / f"{name}.progs").read_bytes()).header_bytes["hash_grid"]
         psnrs = " | ".join(f"{q['psnr']:.2f}" for q in r["lods"])
-        lines.append(f"| {name} | {what} | {psnrs} | {r['stream_bytes']:,} | "
+        lines.append(f"| {name} | {what} | {psnrs} | {r['stream_bytes']:,} | {grid:,} | "
                      f"{r['lods'][-1]['anchors']:,} | {r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 

@@ -153,7 +153,8 @@ class AnchorModel(torch.nn.Module):
         mean, scale_idx, step_idx = self.context(inputs)
         return mean, scale_idx, step_size(self.base_step, step_idx)
 
-    def quantized_attributes(self, mode: str, subset: torch.Tensor | None = None):
+    def quantized_attributes(self, mode: str, subset: torch.Tensor | None = None, *,
+                             pull_outliers: bool = True):
         """Attributes as rendering should see them, and their bits on ``subset``.
 
         ``mode``: ``"none"`` (raw, no rate), ``"noise"`` (uniform noise of one step around the
@@ -172,7 +173,8 @@ class AnchorModel(torch.nn.Module):
         else:
             raise ValueError(f"unknown quantization mode {mode!r}")
         rows = slice(None) if subset is None else subset
-        bits = rate_bits(xq[rows], mean[rows], scale_idx[rows], step[rows])
+        bits = rate_bits(xq[rows], mean[rows], scale_idx[rows], step[rows],
+                         pull_outliers=pull_outliers)
         return xq, bits
 
     def split(self, attrs: torch.Tensor):

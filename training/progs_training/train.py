@@ -70,7 +70,9 @@ PREVIOUS_LEARNING_RATES: tuple[tuple[str, float, float], ...] = (
 class TrainConfig:
     """Everything a run needs besides its data. Fractions are of ``iterations``.
 
-    ``hash_rate``: ``R_hash`` in the rate loss (eq. 18). ``infonce_similarity``: ``"dot"``
+    ``hash_rate``: ``R_hash`` in the rate loss (eq. 18). ``rate_from_noise``: the previous
+    trainer's rate loss, on from the noise phase (``noise_from``) instead of ``rate_from``.
+    ``pull_outliers``: escapes' bits also pull the values (:func:`.context_torch.rate_bits`). ``infonce_similarity``: ``"dot"``
     (eq. 10) or ``"cosine"`` (the previous cosine / 0.1); ``infonce_from``: fraction of the
     run where the InfoNCE term starts (``None``: ``grow_from``, eq. 12).
     """
@@ -91,6 +93,8 @@ class TrainConfig:
     infonce_similarity: str = "dot"
     infonce_from: float | None = None
     hash_rate: bool = True
+    rate_from_noise: bool = False
+    pull_outliers: bool = False
     rate_batch: int = 4096
     noise_from: float = 0.1
     rate_from: float = 1 / 3
@@ -289,7 +293,8 @@ def schedule(config: TrainConfig, step: int) -> Phase:
         mode="round" if qat else "noise" if step > config.steps(config.noise_from) else "none",
         qat=qat,
         calibrate=qat and (step - qat_from) % 50 == 1,
-        with_rate=step > config.steps(config.rate_from) and config.lambda_rate > 0,
+        with_rate=step > config.steps(config.noise_from if config.rate_from_noise
+                                      else config.rate_from) and config.lambda_rate > 0,
         growing=config.steps(config.grow_from) < step <= config.steps(config.grow_until),
         infonce=config.infonce_weight > 0 and step > config.steps(config.infonce_start))
 
@@ -360,7 +365,8 @@ class _Run:
         subset = None
         if phase.with_rate and len(model.tree) > config.rate_batch:
             subset = torch.randint(len(model.tree), (config.rate_batch,), device=dev)
-        attrs, bits = model.quantized_attributes(phase.mode, subset)
+        attrs, bits = model.quantized_attributes(phase.mode, subset,
+                                                 pull_outliers=config.pull_outliers)
         index = int(self.rng.integers(len(self.data.train)))
         view = self.data.train[index]
         lods = _step_lods(config, model.tree.frame.num_levels, self.rng)
@@ -382,7 +388,7 @@ class _Run:
             loss = loss + config.infonce_weight * info_nce_loss(
                 model.feature, model.parent, batch=config.infonce_batch,
                 similarity=config.infonce_similarity)
-        if bits is not None:
+        if bits is not None and phase.with_rate:
             rate = bits.mean()
             info["bits_per_value"] = float(rate.detach())
             if config.hash_rate:

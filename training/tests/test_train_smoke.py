@@ -105,3 +105,18 @@ def test_cli_reports_missing_data(tmp_path, capsys):
         main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "x.progs"), "--quiet"])
     assert info.value.code == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_escapes_can_leave_the_values_alone():
+    """``pull_outliers=False``: a value far outside its predicted Gaussian costs the same bits,
+    but only the prediction (mean, scale) gets their gradient."""
+    from progs_training.context_torch import rate_bits
+
+    x = torch.tensor([[0.2, 40.0]], requires_grad=True)
+    mean = torch.zeros(1, 2, requires_grad=True)
+    scale, step = torch.full((1, 2), 10.0), torch.ones(1, 2)
+    pulled = rate_bits(x, mean, scale, step)
+    left = rate_bits(x, mean, scale, step, pull_outliers=False)
+    assert torch.allclose(pulled, left) and float(left[0, 1]) > 24
+    left.sum().backward()
+    assert x.grad[0, 1] == 0 and x.grad[0, 0] != 0 and mean.grad[0, 1] != 0
