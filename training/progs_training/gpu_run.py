@@ -255,10 +255,12 @@ def stage_rasterizer(run: Run) -> dict:
 
 
 def _eval_views(run: Run):
+    """Plant's teacher test views the LoDs are measured on (loaded once per run)."""
     from .data import load_nerf
 
-    nerf = load_nerf(run.data / "teacher_views" / "plant", size=run.plan.eval_size)
-    return nerf.test[: run.plan.eval_views], nerf
+    if not hasattr(run, "_plant"):
+        run._plant = load_nerf(run.data / "teacher_views" / "plant", size=run.plan.eval_size)
+    return run._plant.test[: run.plan.eval_views], run._plant
 
 
 def stage_decode_render(run: Run) -> dict:
