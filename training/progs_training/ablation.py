@@ -36,8 +36,8 @@ ROWS = (
     ("grid_by_rate", "+ hash grid sized by rate instead of the fixed 'small' preset"),
     ("infonce_eq10", "+ InfoNCE with dot products (eq. 10), from the start of adjustment (eq. 12)"),
     ("hac_schedule", "+ HAC's learning rates and phases (noise from 0.1 T)"),
-    ("rate_phase", "+ the rate loss from T/3 as HAC (it ran from the noise phase), escapes "
-                   "no longer pulling the values"),
+    ("rate_from_t3", "+ the rate loss from T/3 as HAC (it ran from the noise phase)"),
+    ("free_escapes", "+ escapes' bits no longer pulling the values"),
 )
 
 
@@ -49,8 +49,10 @@ def row_config(name: str, base: TrainConfig) -> TrainConfig:
         raise ValueError(f"unknown row {name!r}; rows: {names}")
     upto = names.index(name)
     config = base
-    if upto < names.index("rate_phase"):
-        config = replace(config, rate_from_noise=True, pull_outliers=True)
+    if upto < names.index("free_escapes"):
+        config = replace(config, pull_outliers=True)
+    if upto < names.index("rate_from_t3"):
+        config = replace(config, rate_from_noise=True)
     if upto < names.index("algorithm1"):
         config = replace(config, growth=replace(config.growth, rule="every_level"))
     if upto < names.index("hash_rate"):
@@ -70,7 +72,11 @@ def _table(out: Path) -> str:
 
     lines = ["| row | what it adds | LoD 1 | 2 | 3 | 4 | 5 (dB) | bytes | grid bytes | "
              "anchors | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, what in ROWS:
+    rows = [(name, what) for name, what in ROWS]
+    rows += [(path.stem, f"as {path.stem.split('_lambda')[0]}, lambda "
+                         f"{path.stem.split('_lambda')[1]}")
+             for path in sorted(out.glob("*_lambda*.json"))]
+    for name, what in rows:
         path = out / f"{name}.json"
         if not path.exists():
             continue
@@ -96,18 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-views", type=int, default=10,
                    help="held-out views measured per row (default 10)")
     p.add_argument("--rows", default=",".join(n for n, _ in ROWS))
+    p.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help="rate weight of every row (default: the trainer's); the rows are "
+                        "then written as ROW_lambda<L>")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = TrainConfig(iterations=args.iters, num_levels=5, target_anchors=args.target_anchors,
                        device="cpu", model=ModelConfig(context_hidden=(32, 32)))
-    for name in args.rows.split(","):
+    suffix = ""
+    if args.lam is not None:
+        base = replace(base, lambda_rate=args.lam)
+        suffix = f"_lambda{args.lam:g}"
+    for row in args.rows.split(","):
+        name = row + suffix
         report_path = out / f"{name}.json"
         if report_path.exists():
             continue
         start = time.time()
         print(f"[ablation] {name} ...", flush=True)
-        run(args.data, str(out / f"{name}.progs"), row_config(name, base), size=args.size,
+        run(args.data, str(out / f"{name}.progs"), row_config(row, base), size=args.size,
             init_points=args.init_points, log_path=str(report_path), show_progress=False,
             test_views=args.test_views)
         print(f"[ablation] {name} done in {time.time() - start:.0f} s", flush=True)
