@@ -338,6 +338,17 @@ def v_refine_replace() -> bytes:
     return stream
 
 
+def v_zup() -> bytes:
+    """A version 1.1 stream whose frame is Z-up (convention 2, 3.1): the encoder writes minor
+    version 1 (with part 5, refine 0) because 1.0 cannot express it."""
+    model = _random_raw(50, 3, seed=15, dims=AttributeDims(4, 6, 2),
+                        mlps=dict(hidden_width=4, use_distance=True))
+    stream = encode(replace(model, frame=replace(model.frame,
+                                                 convention=CoordinateConvention.ZUP)))
+    assert stream[8:10] == bytes([1, 1])
+    return stream
+
+
 def v_minor_0_trailing_part() -> bytes:
     """A 1.0 stream whose HEAD holds a sixth part with the byte 1 after the five parts of 1.0:
     a 1.0 stream has no rendering part, so it is ignored (refine ADD, no RNDR record)."""
@@ -724,6 +735,9 @@ VECTORS = [
     Vector("refine-replace", "Version 1.1: the rendering part with refine 1 (REPLACE), four "
            "levels with generation MLPs; the dump holds an RNDR record.",
            ("2.1", "3", "3.5", "9.1", "10.2"), v_refine_replace),
+    Vector("frame-zup", "Version 1.1: convention 2 (Z-up), which needs minor version 1; "
+           "refine 0 (ADD), so the dump holds an RNDR record of 0. Three levels with "
+           "generation MLPs.", ("2.4", "3.1", "3.5", "9.2", "10.2"), v_zup),
     Vector("minor-0-trailing-part", "A 1.0 stream whose HEAD payload holds a sixth part "
            "(the byte 1) after the five parts: ignored, since 1.0 streams have no rendering "
            "part (refine ADD, no RNDR record).", ("2.1", "3", "3.5"), v_minor_0_trailing_part),
@@ -1286,7 +1300,8 @@ INVALID = [
             _frame_levels(None, 17)),
     Invalid("head-depth-over-21", "base_depth 16 with 6 levels: depth 22 > 21.", ("3.1",),
             "format", _frame_levels(16, 6)),
-    Invalid("head-convention-2", "convention 2 (undefined).", ("3.1",), "format",
+    Invalid("head-convention-2", "convention 2 (Z-up) in a 1.0 stream: it is defined only "
+            "in streams of minor version 1 or more.", ("2.4", "3.1"), "format",
             _frame_patch("<B", 18, 2)),
     Invalid("head-attribute-coding-2", "attribute_coding 2 (undefined).", ("3.1",), "format",
             _frame_patch("<B", 19, 2)),
@@ -1457,6 +1472,12 @@ INVALID = [
             _minor(2, _frame_fields(("<H", 26, 1)))),
     Invalid("mlp-unknown-flags-minor-2", "gaussian_mlps flags 2 in a stream of minor version "
             "2.", ("2.4", "3.4"), "unsupported", _minor(2, _mlp_flags(2))),
+    Invalid("head-convention-3-minor-1", "convention 3 in a 1.1 stream: undefined in 1.1, and "
+            "a stream of minor version 1 holds only what 1.1 defines.", ("2.4", "3.1"),
+            "format", _minor(1, _frame_fields(("<B", 18, 3)))),
+    Invalid("head-convention-3-minor-2", "convention 3 in a stream of minor version 2: a "
+            "later minor version's extension.", ("2.4", "3.1"), "unsupported",
+            _minor(2, _frame_fields(("<B", 18, 3)))),
     # precedence (8.4): two faults, the first in the order of 8.4 decides the class
     Invalid("precedence-crc-before-chunk-type", "An unknown critical chunk XTRA with a wrong "
             "CRC: the CRC (C2) comes before what the type means (C10).", ("2.2", "8.4"),

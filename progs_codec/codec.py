@@ -21,7 +21,7 @@ from .format.header import AttributeCoding, Header, TocEntry, frame_problems, wr
 from .format.level import decode_level_chunk, encode_level_chunk
 from .format.walker import ChunkWalker
 from .format.structure import validate_model_structure
-from .model import Level, ProgsModel, Refinement
+from .model import Level, ProgsModel
 
 __all__ = ["encode", "decode", "Decoder", "read_stream", "DEFAULT_MAX_ANCHORS",
            "DEFAULT_MAX_VALUES"]
@@ -65,8 +65,9 @@ def encode(model: ProgsModel) -> bytes:
     Attributes are entropy coded when ``model.entropy_model`` is set (lossy: they are
     quantized, chapter 7), otherwise stored raw as float32. ``decode(encode(m))`` returns the
     quantized model, and encoding that again gives the same bytes. A model whose ``refine``
-    is ``Refinement.REPLACE`` is written as a version 1.1 stream with a ``rendering`` part
-    (spec 3.5); any other model as a 1.0 stream.
+    is ``Refinement.REPLACE`` or whose frame's convention is ``CoordinateConvention.ZUP`` is
+    written as a version 1.1 stream with a ``rendering`` part (spec 3.1, 3.5); any other
+    model as a 1.0 stream.
 
     Raises:
         ModelError: the model is not a strict octree in canonical order, or shapes or ranges
@@ -85,8 +86,9 @@ def encode(model: ProgsModel) -> bytes:
         from .entropy.model import write_entropy_model
         entropy_parts = write_entropy_model(model.entropy_model)
 
-    # 1.0 streams stay byte for byte what they were; only REPLACE needs part 5 (spec 3.5).
-    version = (1, 1) if model.refine == Refinement.REPLACE else (1, 0)
+    # 1.0 streams stay byte for byte what they were; only REPLACE (part 5, spec 3.5) and the
+    # Z-up convention (spec 3.1) need 1.1: the lowest version that expresses the stream.
+    version = (1, model.lowest_minor_version)
 
     def header_for(toc):
         return Header(frame=model.frame, dims=model.dims, attribute_coding=coding, toc=toc,

@@ -34,10 +34,12 @@ ATTRIBUTE_GROUPS = ("feature", "scaling", "offsets")
 
 
 class CoordinateConvention(IntEnum):
-    """Axis convention of the scene's world frame (spec 3.1, informative for renderers)."""
+    """Axis convention of the scene's world frame (spec 3.1, informative for renderers): which
+    way is up (spec 9.2). ``ZUP`` needs a stream of minor version 1 (format 1.1)."""
 
-    OPENCV = 0  # x right, y down, z forward (COLMAP)
-    OPENGL = 1  # x right, y up, z backward (Blender, NeRF-synthetic)
+    OPENCV = 0  # x right, y down, z forward (COLMAP): up is -y
+    OPENGL = 1  # x right, y up, z backward (NeRF-synthetic cameras): up is +y
+    ZUP = 2     # x right, y forward, z up (Blender, 3ds Max worlds): up is +z; format 1.1
 
 
 class Refinement(IntEnum):
@@ -173,8 +175,9 @@ class ProgsModel:
     ``frame.num_levels`` is how many levels the stream declares; ``len(levels)`` (also ``lod``)
     is how many were decoded. ``entropy_model`` is ``None`` for streams whose attributes are
     stored raw (spec 3.1 ``attribute_coding``, 4.5). ``refine`` says which anchors of a LoD
-    spawn Gaussians (:meth:`drawn`, spec 3.5, 9.1); a model with ``Refinement.REPLACE`` is
-    written as a version 1.1 stream, any other as 1.0.
+    spawn Gaussians (:meth:`drawn`, spec 3.5, 9.1). A model is written as the lowest
+    version that expresses it (:attr:`lowest_minor_version`): 1.1 with ``Refinement.REPLACE`` or
+    ``CoordinateConvention.ZUP``, 1.0 otherwise.
     """
 
     frame: SceneFrame
@@ -190,6 +193,15 @@ class ProgsModel:
         except ValueError:
             raise ModelError(f"refine must be Refinement.ADD or Refinement.REPLACE, got "
                              f"{self.refine!r}") from None
+
+    @property
+    def lowest_minor_version(self) -> int:
+        """The lowest minor version whose streams express this model (spec 2.4, 3.1, 3.5): 1
+        when it needs the ``rendering`` part (``Refinement.REPLACE``) or the Z-up convention,
+        else 0 (a 1.0 stream, byte for byte what 1.0 encoders wrote)."""
+        needs_1_1 = (self.refine != Refinement.ADD
+                     or self.frame.convention == CoordinateConvention.ZUP)
+        return 1 if needs_1_1 else 0
 
     @property
     def lod(self) -> int:

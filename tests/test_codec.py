@@ -149,6 +149,29 @@ def test_refine_round_trips_and_add_streams_stay_1_0(coding):
     assert encode(decode(rep, max_lod=2).truncated(2))[8:10] == bytes([1, 1])
 
 
+def test_zup_models_are_1_1_streams():
+    """Convention ZUP (spec 3.1) needs minor version 1: the encoder writes the lowest version
+    that expresses the stream, part 5 with refine ADD; it decodes, truncates and re-encodes
+    as Z-up, and its canonical dump holds the RNDR record (10.2)."""
+    import dataclasses
+
+    from progs_codec.model import CoordinateConvention, Refinement
+    from progs_codec.tools.canonical import canonical_dump, split_dump
+
+    model = synthetic_model(300, 3, seed=8, attribute_coding="raw")
+    zup = dataclasses.replace(model, frame=dataclasses.replace(
+        model.frame, convention=CoordinateConvention.ZUP))
+    assert model.lowest_minor_version == 0 and zup.lowest_minor_version == 1
+    stream = encode(zup)
+    assert stream[8:10] == bytes([1, 1]) and len(stream) == len(encode(model)) + 5
+    decoded = decode(stream)
+    assert decoded.frame.convention is CoordinateConvention.ZUP
+    assert decoded.refine is Refinement.ADD and encode(decoded) == stream
+    assert encode(decode(stream, max_lod=2).truncated(2))[8:10] == bytes([1, 1])
+    names = [r.name for r in split_dump(canonical_dump(decoded))]
+    assert names[:3] == ["FRAM", "GMLP", "RNDR"]
+
+
 # --- bad input: every error names what is wrong -------------------------------------------
 
 def test_every_single_bit_flip_is_an_error(small_stream):

@@ -99,7 +99,7 @@ def test_frame_fields_in_field_order_and_reserved_values_by_minor_version():
             parse_header(_frame_patched(raw, ("<H", 26, 1)), minor_version=minor)
         assert type(info.value) is FormatError
     newer = write_header(header()) + part5
-    for patch in (("<H", 26, 1), ("<B", 18, 2), ("<B", 19, 7)):
+    for patch in (("<H", 26, 1), ("<B", 18, 3), ("<B", 19, 7)):
         with pytest.raises(UnsupportedError):
             parse_header(_frame_patched(newer, patch), minor_version=2)
     with pytest.raises(FormatError, match="origin") as info:     # origin comes first
@@ -108,6 +108,27 @@ def test_frame_fields_in_field_order_and_reserved_values_by_minor_version():
     assert type(info.value) is FormatError
     with pytest.raises(FormatError, match="feature_dim"):           # before reserved
         parse_header(_frame_patched(write_header(header()), ("<H", 26, 1), ("<H", 20, 0)))
+
+
+def test_zup_convention_from_minor_version_1():
+    """Spec 2.4, 3.1, 8.4 F2: convention 2 (Z-up) is valid in streams of minor version 1 or
+    more and format in a 1.0 stream; 3 is format in a 1.1 stream, unsupported in newer ones.
+    An encoder cannot write Z-up into a 1.0 stream."""
+    zup = dataclasses.replace(FRAME, convention=CoordinateConvention.ZUP)
+    payload = write_header(dataclasses.replace(header(), frame=zup, minor_version=1))
+    for minor in (1, 2):
+        assert parse_header(payload, minor_version=minor).frame.convention == \
+            CoordinateConvention.ZUP
+    with pytest.raises(FormatError, match="convention 2") as info:
+        parse_header(_frame_patched(write_header(header()), ("<B", 18, 2)))
+    assert type(info.value) is FormatError
+    with pytest.raises(FormatError, match="convention 3") as info:
+        parse_header(_frame_patched(payload, ("<B", 18, 3)), minor_version=1)
+    assert type(info.value) is FormatError
+    with pytest.raises(UnsupportedError, match="convention 3"):
+        parse_header(_frame_patched(payload, ("<B", 18, 3)), minor_version=2)
+    with pytest.raises(ValueError, match="ZUP needs minor version 1"):
+        write_header(dataclasses.replace(header(), frame=zup))
 
 
 def test_mlp_flags_by_minor_version():

@@ -69,7 +69,8 @@ def _frame(part, minor):
         fail("num_levels out of range")
     # values this version leaves undefined: a later minor version's, in a newer stream (2.4)
     reserved_class = "unsupported" if minor > 1 else "format"
-    if convention not in (0, 1):
+    # 0 OpenCV, 1 OpenGL; 2 Z-up only from minor version 1 on (3.1)
+    if convention > 2 or (convention == 2 and minor < 1):
         fail("unknown convention", reserved_class)
     if coding not in (0, 1):
         fail("unknown attribute_coding", reserved_class)

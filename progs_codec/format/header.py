@@ -197,6 +197,8 @@ def write_header(header: Header, entropy_parts: tuple[bytes, bytes] = (b"", b"")
         parts.append(_RENDERING.pack(int(header.refine)))
     elif header.refine != Refinement.ADD:
         raise ValueError("refine REPLACE needs the rendering part of minor version 1")
+    elif frame.convention == CoordinateConvention.ZUP:
+        raise ValueError("convention ZUP needs minor version 1")
     return b"".join(_PART_LENGTH.pack(len(p)) + p for p in parts)
 
 
@@ -251,9 +253,12 @@ def parse_header(payload: bytes, *, minor_version: int = 0) -> Header:
     ranges = dict(frame_problems(SceneFrame((ox, oy, oz), voxel, base_depth, num_levels), dims))
     # A reserved value is a later minor version's extension in a newer stream (spec 2.4).
     reserved_error = UnsupportedError if minor_version > VERSION[1] else FormatError
+    # Z-up (2) is defined from minor version 1 on; in a 1.0 stream it is undefined (spec 3.1).
+    defined_conventions = tuple(CoordinateConvention)[:2 if minor_version < 1 else 3]
     reserved_values = {
-        "convention": (convention not in tuple(CoordinateConvention),
-                       f"unknown convention {convention}"),
+        "convention": (convention not in defined_conventions,
+                       f"unknown convention {convention}"
+                       + (" (Z-up needs minor_version 1 or more)" if convention == 2 else "")),
         "attribute_coding": (coding not in tuple(AttributeCoding),
                              f"unknown attribute_coding {coding}"),
         "reserved": (reserved != 0, "reserved field is not zero"),

@@ -38,7 +38,7 @@ from ..errors import (
     TruncatedError,
     UnsupportedError,
 )
-from ..model import ATTRIBUTE_GROUPS, ProgsModel, Refinement
+from ..model import ATTRIBUTE_GROUPS, ProgsModel
 
 __all__ = [
     "DUMP_MAGIC",
@@ -158,14 +158,14 @@ def canonical_records(model: ProgsModel, *, rendering: bool | None = None) -> li
             ``model.levels`` is dumped.
         rendering: whether the stream carried the ``rendering`` part (spec 3.5), which the
             ``RNDR`` record reports; default: what :func:`progs_codec.encode` writes for
-            ``model``, i.e. only for ``Refinement.REPLACE``.
+            ``model``, i.e. for a 1.1 stream (``Refinement.REPLACE`` or the Z-up convention).
 
     Raises:
         ValueError: an entropy-coded model whose values are not dequantized symbols (it was
             not decoded from a stream).
     """
     records = [_frame_record(model, int(model.entropy_model is not None)), _mlp_record(model)]
-    if model.refine != Refinement.ADD if rendering is None else rendering:
+    if model.lowest_minor_version >= 1 if rendering is None else rendering:
         records.append(Record("RNDR", 0, bytes([int(model.refine)])))
     for k in range(1, model.lod + 1):
         records += _level_records(model, k)

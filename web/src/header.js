@@ -19,7 +19,7 @@ export const FRAME_SIZE = 28;
  * @property {number} rootVoxelSize
  * @property {number} baseDepth D
  * @property {number} numLevels L
- * @property {number} convention 0 OpenCV, 1 OpenGL
+ * @property {number} convention 0 OpenCV (up -y), 1 OpenGL (up +y), 2 Z-up (up +z; minor version >= 1)
  * @property {number} attributeCoding 0 raw, 1 entropy coded
  * @property {number} featureDim F
  * @property {number} scalingDim S
@@ -60,7 +60,10 @@ export function parseFrame(bytes, minor = 0) {
   if (baseDepth + numLevels - 1 > 21) {
     throw new FormatError(`deepest level depth ${baseDepth + numLevels - 1} > 21`, where('num_levels'));
   }
-  if (convention > 1) throw new Extension(`convention ${convention} undefined`, where('convention'));
+  // 0 OpenCV (up -y), 1 OpenGL (up +y), 2 Z-up (up +z), the last only from minor version 1 (3.1).
+  if (convention > 2 || (convention === 2 && minor < 1)) {
+    throw new Extension(`convention ${convention} undefined${convention === 2 ? ' in a 1.0 stream' : ''}`, where('convention'));
+  }
   if (attributeCoding > 1) throw new Extension(`attribute_coding ${attributeCoding} undefined`, where('attribute_coding'));
   if (featureDim < 1 || featureDim > 1024) throw new FormatError(`feature_dim ${featureDim} not in 1..1024`, where('feature_dim'));
   if (scalingDim > 64) throw new FormatError(`scaling_dim ${scalingDim} > 64`, where('scaling_dim'));
