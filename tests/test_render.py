@@ -189,7 +189,7 @@ def test_render_orbit_writes_views_and_contact_sheet(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("convention, up", [(0, (0, -1, 0)), (1, (0, 1, 0))])
+@pytest.mark.parametrize("convention, up", [(0, (0, -1, 0)), (1, (0, 1, 0)), (2, (0, 0, 1))])
 def test_orbit_up_follows_the_frame(convention, up, tmp_path, monkeypatch):
     """render_orbit circles the up of the frame's axis convention, or the up it is given,
     at the elevation it is given: the image's up is the world's up, seen from above."""

@@ -216,15 +216,20 @@ def check_output_dir(out_dir: str | Path) -> Path:
     return path
 
 
-def scene_up(frame: SceneFrame) -> tuple[float, float, float]:
-    """The world's up direction that the frame's axis convention implies (spec 3.1).
+#: The world's up per axis convention (spec 3.1, 9.2).
+_UP = {CoordinateConvention.OPENCV: (0.0, -1.0, 0.0),
+       CoordinateConvention.OPENGL: (0.0, 1.0, 0.0),
+       CoordinateConvention.ZUP: (0.0, 0.0, 1.0)}
 
-    ``-y`` for OpenCV axes (y points down), ``+y`` for OpenGL axes. A scene whose up is
-    another axis (a z-up capture, say) needs ``up=`` in :func:`render_orbit` (``--up`` on
-    the command line).
+
+def scene_up(frame: SceneFrame) -> tuple[float, float, float]:
+    """The world's up direction that the frame's axis convention implies (spec 3.1, 9.2).
+
+    ``-y`` for OpenCV axes (y points down), ``+y`` for OpenGL axes, ``+z`` for Z-up axes
+    (format 1.1). A scene whose up is none of these needs ``up=`` in :func:`render_orbit`
+    (``--up`` on the command line).
     """
-    return (0.0, 1.0, 0.0) if frame.convention == CoordinateConvention.OPENGL \
-        else (0.0, -1.0, 0.0)
+    return _UP[CoordinateConvention(frame.convention)]
 
 
 def parse_up(text: str) -> tuple[float, float, float]:

@@ -1,7 +1,8 @@
 // The default view, as progs_codec.render.render_orbit frames a scene (its first camera):
 // centre the per-axis median of the anchors, radius the 95th percentile of their distances to
 // it, distance so that this sphere fills 80% of a 45-degree field of view, 20 degrees above
-// the horizon around the frame's up (-y for OpenCV axes, +y for OpenGL axes, spec 9.2).
+// the horizon around the frame's up (-y for OpenCV axes, +y for OpenGL axes, +z for Z-up axes,
+// spec 9.2).
 
 export const DEFAULT_FOV = 45;
 export const DEFAULT_ELEVATION = 20;
@@ -40,8 +41,13 @@ function unit(a) { const n = Math.hypot(...a); return a.map((v) => v / n); }
  * The first camera of progs_codec.render.camera.orbit_cameras around `positions`.
  * @returns {{eye: number[], target: number[], up: number[], fov: number}} fov: horizontal, degrees
  */
+/** The world's up of the frame's `convention` (3.1, 9.2): 0 OpenCV, 1 OpenGL, 2 Z-up. */
+export function sceneUp(convention) {
+  return convention === 2 ? [0, 0, 1] : convention === 1 ? [0, 1, 0] : [0, -1, 0];
+}
+
 export function defaultView(positions, convention = 0, { fov = DEFAULT_FOV, elevation = DEFAULT_ELEVATION } = {}) {
-  const up = convention === 1 ? [0, 1, 0] : [0, -1, 0];
+  const up = sceneUp(convention);
   const { center, radius } = sceneSphere(positions);
   const dist = framingDistance(radius, fov);
   const e1 = unit(cross(up, Math.abs(up[0]) < 0.9 ? [1, 0, 0] : [0, 0, 1]));
