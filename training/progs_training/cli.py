@@ -29,8 +29,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from progs_codec import ProgsError
+from progs_codec.build import CoordinateConvention
 
-from .data import TEACHER_SUFFIXES, load_scene, load_nerf, load_teacher
+from .data import TEACHER_SUFFIXES, load_nerf, load_scene, load_teacher, nerf_convention
 from .distill import DistillConfig, ModelSizes, distill
 from .export import build, evaluate_stream, write_progs
 from .model import ModelConfig
@@ -40,6 +41,9 @@ __all__ = ["main", "machine_description", "run", "run_distill"]
 
 _DISTILL = DistillConfig()
 _SIZES = ModelSizes()
+#: ``--up``: the world's up -> the stream's axis convention (spec 3.1, 9.2).
+_UP = {"-y": CoordinateConvention.OPENCV, "+y": CoordinateConvention.OPENGL,
+       "+z": CoordinateConvention.ZUP}
 
 
 def machine_description(device) -> str:
@@ -220,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hidden width of the generation MLPs (default: {_SIZES.hidden})")
     d.add_argument("--offsets", type=_positive_int, default=_SIZES.offsets,
                    help=f"Gaussians per anchor K (default: {_SIZES.offsets})")
+    d.add_argument("--up", choices=tuple(_UP), default=None,
+                   help="the scene's up, stored as the stream's axis convention for viewers "
+                        "(+z: Z-up, a format 1.1 stream) (default: from the --eval-views "
+                        "cameras when given, else -y)")
     i = p.add_argument_group("training by rendering (images in; a GPU job)")
     i.add_argument("--base-depth", type=int, default=None, help="octree depth of level 1")
     i.add_argument("--target-anchors", type=_positive_int, default=TrainConfig.target_anchors,
@@ -243,9 +251,20 @@ def _route(args) -> str:
     return "distill" if Path(args.data).suffix.lower() in TEACHER_SUFFIXES else "images"
 
 
+def _attach_up_value(argv: list[str]) -> list[str]:
+    """``--up -y`` as ``--up=-y``: argparse takes a value that starts with ``-`` (``-y``,
+    ``-0.5,1,0``) for an option and reports ``expected one argument``."""
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] == "--up" and out[i + 1].startswith("-"):
+            out[i:i + 2] = [f"--up={out[i + 1]}"]
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_up_value(sys.argv[1:] if argv is None else argv))
     if not Path(args.data).exists():
         parser.error(f"--data {args.data}: no such file or folder")
     out_dir = Path(args.out).resolve().parent
@@ -255,9 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     if route == "distill" and Path(args.data).suffix.lower() not in TEACHER_SUFFIXES:
         parser.error(f"--route distill needs a 3DGS file ({', '.join(TEACHER_SUFFIXES)}), "
                      f"got {args.data}")
+    if args.up is not None and route != "distill":
+        parser.error("--up is for the distillation route: the images route takes the scene's "
+                     "up from its cameras")
     log_path = args.log or str(Path(args.out).with_suffix(".json"))
     try:
         if route == "distill":
+            if args.up is not None:
+                convention = _UP[args.up]
+            elif args.eval_views is not None:
+                convention = nerf_convention(args.eval_views)
+            else:
+                convention = CoordinateConvention.OPENCV
             sizes = replace(_SIZES, feature=args.feature_dim, hidden=args.hidden,
                             offsets=args.offsets)
             config = replace(_DISTILL, lam=args.lam or _DISTILL.lam,
@@ -265,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                              finest_depth=args.finest_depth,
                              sizes=None if sizes == _SIZES else sizes,
                              steps=args.iters or _DISTILL.steps, seed=args.seed,
-                             device=args.device)
+                             device=args.device, convention=convention)
             report = run_distill(args.data, args.out, config, eval_views=args.eval_views,
                                  log_path=log_path, show_progress=not args.quiet)
         else:

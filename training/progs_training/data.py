@@ -25,12 +25,12 @@ from typing import Sequence
 import numpy as np
 
 from progs_codec.build import CoordinateConvention
-from progs_codec.render import Camera, CameraError, look_at, scene_sphere
+from progs_codec.render import Camera, CameraError, load_nerf_cameras, look_at, scene_sphere
 
 from .errors import DataError
 
 __all__ = ["View", "SceneData", "load_scene", "load_nerf", "load_colmap", "load_teacher",
-           "spiral_cameras", "visual_hull_points", "resize_image"]
+           "spiral_cameras", "visual_hull_points", "resize_image", "nerf_convention"]
 
 TEACHER_SUFFIXES = (".ply", ".splat", ".spz")
 
@@ -101,10 +101,35 @@ def _size_for(width: int, height: int, size: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+#: The world's up of each axis convention (spec 3.1, 9.2).
+_UP = {CoordinateConvention.OPENCV: (0.0, -1.0, 0.0),
+       CoordinateConvention.OPENGL: (0.0, 1.0, 0.0),
+       CoordinateConvention.ZUP: (0.0, 0.0, 1.0)}
+
+
 def _convention(cameras: Sequence[Camera]) -> CoordinateConvention:
-    """OpenGL if the cameras' up (camera -y, OpenCV) points to world +y on average."""
+    """The convention whose up (-y, +y or +z) is closest to the cameras' mean up (camera -y,
+    OpenCV axes); OpenCV on a tie. A world whose up is -z (no convention says so) gets the
+    closest of the three."""
     up = np.mean([-c.world_to_camera[1, :3] for c in cameras], axis=0)
-    return CoordinateConvention.OPENGL if up[1] > 0 else CoordinateConvention.OPENCV
+    conventions = list(_UP)
+    return conventions[int(np.argmax([np.dot(up, _UP[c]) for c in conventions]))]
+
+
+def nerf_convention(folder: str | Path) -> CoordinateConvention:
+    """The axis convention of a NeRF-layout folder's cameras (``transforms_train.json``, else
+    ``transforms_test.json``), without reading its images: see :func:`_convention`."""
+    folder = Path(folder)
+    for name in ("transforms_train.json", "transforms_test.json"):
+        if (folder / name).exists():
+            try:
+                cameras = load_nerf_cameras(folder / name, width=1, height=1)
+            except (OSError, ValueError, KeyError, TypeError, CameraError) as exc:
+                raise DataError(f"{folder / name}: not a NeRF transforms file ({exc!r})") from exc
+            if not cameras:
+                raise DataError(f"{folder / name}: no frames")
+            return _convention([c for _, c in cameras])
+    raise DataError(f"{folder}: no transforms_train.json or transforms_test.json")
 
 
 def _nerf_views(json_path: Path, size: int | None, background: Sequence[float]) -> list[View]:

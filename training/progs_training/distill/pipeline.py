@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from progs_codec import Refinement, decode, encode
-from progs_codec.build import MLP, GaussianMLPs, LevelArrays, build_model, write_atomic
+from progs_codec.build import (MLP, CoordinateConvention, GaussianMLPs, LevelArrays, build_model,
+                               write_atomic)
 from progs_codec.render import sh_basis
 
 from ..context_torch import float_layers
@@ -51,6 +52,8 @@ class DistillConfig:
         seed: random seed.
         device: where the fit runs: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
             Placement only: the same computation on either.
+        convention: the stream's axis convention, which tells viewers which way is up (spec
+            3.1, 9.2: ``ZUP`` for a Z-up scene, a 1.1 stream); ``None``: OpenCV axes (-y).
     """
 
     lam: float = 1e-5
@@ -61,6 +64,7 @@ class DistillConfig:
     level_weights: tuple[float, ...] | None = None
     seed: int = 0
     device: str = "auto"
+    convention: CoordinateConvention | None = None
 
 
 @dataclass
@@ -128,7 +132,8 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
     teacher = read_teacher(teacher_path)
     lap("read_teacher")
     sizes, finest_depth = choose_sizes(teacher, config)
-    frame = choose_frame(teacher, finest_depth=finest_depth, num_levels=config.levels)
+    frame = choose_frame(teacher, finest_depth=finest_depth, num_levels=config.levels,
+                         convention=config.convention)
     levels = [level_targets(teacher, frame, k, sizes.offsets)
               for k in range(1, config.levels + 1)]
     lap("targets")
