@@ -162,6 +162,10 @@ def test_render_up_and_elevation(small_stream, tmp_path, capsys):
     assert main(["render", str(small_stream), "--lod", "1", "--orbit", "1", "--size", "16",
                  "-o", str(tmp_path / "g")]) == 0
     assert "wrote 1 view and" in capsys.readouterr().out
+    # a value that starts with '-' is the value of --up, not another option
+    for up in ("-y", "-0.2,-1,0"):
+        assert main(["render", str(small_stream), "--lod", "1", "--orbit", "1", "--size", "8",
+                     "--up", up, "-o", str(tmp_path / "h")]) == 0
 
 
 # The real command with the PLY writer stalled halfway (it has written a first piece).
