@@ -44,7 +44,7 @@ class FitSchedule:
     steps: int = 2000
     exact_fraction: float = 0.4
     noise_fraction: float = 0.45
-    lam: float = 1e-5
+    lam: float = 3e-5
     learning_rates: dict = field(default_factory=lambda: {
         "feature": 1e-2, "scaling": 2e-3, "offsets": 1e-3, "mlps": 1e-3, "context": 3e-3,
         "grid": 1e-2})

@@ -45,8 +45,8 @@ class ModelSizes:
             the anchor's offset scale (the voxel size at the start), scaling in log units.
     """
 
-    feature: int = 32
-    hidden: int = 32
+    feature: int = 24
+    hidden: int = 24
     offsets: int = 10
     grid_resolutions: tuple[int, ...] = (4, 8, 16, 32)
     grid_log2_table: int = 12

@@ -56,7 +56,7 @@ class DistillConfig:
             3.1, 9.2: ``ZUP`` for a Z-up scene, a 1.1 stream); ``None``: OpenCV axes (-y).
     """
 
-    lam: float = 1e-5
+    lam: float = 3e-5
     levels: int = 5
     finest_depth: int | None = None
     sizes: ModelSizes | None = None
@@ -191,8 +191,13 @@ def _device(name: str) -> torch.device:
 
 
 def _default_level_weights(levels: int) -> tuple[float, ...]:
-    """The finest level counts most (the full-quality LoD), coarse ones at least half."""
-    return tuple(float(w) for w in np.linspace(0.5, 1.0, levels))
+    """The finest level counts fully (the full-quality LoD, most of the bytes); coarse levels
+    from 0.5 (level 1) down to 0.3 (the one below the finest). Measured on plant (lambda 3e-5,
+    2000 steps): weights 0.5..0.875 gave LoD 5 28.55 dB at 250 kB, these 28.56 dB at 233 kB,
+    LoD 4 falling from 24.9 to 23.8 dB (still 9 dB above SPZ of the top-k Gaussians)."""
+    if levels == 1:
+        return (1.0,)
+    return tuple(float(w) for w in np.linspace(0.5, 0.3, levels - 1)) + (1.0,)
 
 
 def write_report(report: dict, path: str | Path) -> None:
