@@ -41,9 +41,14 @@ def anchor_budget(teacher: Teacher, lam: float) -> float:
 
 
 def finest_depth_for(teacher: Teacher, lam: float, levels: int) -> int:
-    """The depth (at least ``levels - 1``, at most 16) whose voxel count is nearest the budget
-    in log, among those where every level grows."""
-    depths = list(range(max(levels - 1, 1), 17))
+    """The depth (at least ``levels``, at most 16) whose voxel count is nearest the budget in
+    log.
+
+    At least ``levels`` so that level 1 sits at depth 1 or deeper: with ``levels - 1`` (base
+    depth 0) LoD 1 is one anchor, and donut at lambda 3e-5 got depth 4 that way: LoD 1 11.7 dB,
+    1.4 dB below SPZ of the top-k Gaussians at its bytes; depth 5 gave 16.3 dB (+3.1 dB).
+    """
+    depths = list(range(max(levels, 1), 17))
     counts = voxel_counts(teacher, depths)
     budget = max(anchor_budget(teacher, lam), 1.0)
     best = min(depths, key=lambda d: abs(np.log(counts[d] / budget)))
