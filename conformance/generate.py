@@ -1631,9 +1631,9 @@ def write_invalid(out: Path, case: Invalid) -> dict:
 def vectors() -> list[Vector]:
     found = list(VECTORS)
     if PLANT.is_file():
-        found.append(Vector("trained-plant", "A stream of a scene trained on real images "
-                            "(examples/plant.progs; its first LoDs when the whole stream "
-                            "holds more than 400 000 symbols).", ("2", "3", "4", "5", "6", "7"),
+        found.append(Vector("trained-plant", "A stream of a real scene: examples/plant.progs, "
+                            "distilled from a real capture (format 1.1, refine replace); its "
+                            "first LoDs when the whole stream holds more than 400 000 symbols.", ("2", "3", "4", "5", "6", "7"),
                             v_trained_plant, light=True))
     return found
 
@@ -1691,8 +1691,8 @@ timeout (`--timeout`, default 60 s).
   `spec/` alone: `python conformance/independent_decoder` (numpy only). CI runs both
   (`tests/test_conformance.py`).
 - Regenerate with `python conformance/generate.py`; a test checks that the committed suite
-  is what the generator writes. `examples/plant.progs`, a stream trained on a real scene, is
-  included as `trained-plant` when present.
+  is what the generator writes. `examples/plant.progs`, a stream of a real scene, is included
+  as `trained-plant` when present.
 """
 
 

@@ -14,13 +14,13 @@ from .bake import bake, export_splats
 from .camera import (Camera, CameraError, framing_distance, load_nerf_cameras, look_at,
                      orbit_cameras, scene_sphere)
 from .gaussians import NeuralGaussians, generate_gaussians, generate_gaussians_torch
-from .images import RenderError, RenderResult, psnr, render, render_orbit, ssim
+from .images import RenderError, RenderResult, attach_up_value, psnr, render, render_orbit, ssim
 from .rasterize_cpu import rasterize
 from .splats import (SH_C0, Splats, SplatsError, read_ply, read_splats, sh_basis, write_ply,
                      write_splats)
 
 __all__ = [
-    "render", "render_orbit", "psnr", "ssim", "RenderResult", "RenderError",
+    "render", "render_orbit", "psnr", "ssim", "RenderResult", "RenderError", "attach_up_value",
     "Camera", "CameraError", "look_at", "orbit_cameras", "scene_sphere", "framing_distance",
     "load_nerf_cameras",
     "NeuralGaussians", "generate_gaussians", "generate_gaussians_torch",

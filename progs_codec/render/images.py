@@ -36,7 +36,7 @@ from .rasterize_cpu import rasterize
 from .splats import Splats
 
 __all__ = ["RenderResult", "RenderError", "render", "render_orbit", "psnr", "ssim", "to_uint8",
-           "check_output_dir", "scene_up", "parse_up"]
+           "check_output_dir", "scene_up", "parse_up", "attach_up_value"]
 
 BACKENDS = ("auto", "cpu", "gsplat")
 
@@ -253,6 +253,22 @@ def parse_up(text: str) -> tuple[float, float, float]:
         raise RenderError(f"up must be an axis (+x, -x, +y, -y, +z, -z) or three numbers "
                           f"X,Y,Z not all zero, got {text!r}")
     return up
+
+
+def attach_up_value(argv: list[str]) -> list[str]:
+    """``--up -y`` as ``--up=-y``, for both command lines (``progs-codec render``,
+    ``progs-train``): argparse takes a value that starts with ``-`` (``-y``, ``-0.5,1,0``) for
+    an option and reports ``expected one argument``.
+
+    >>> attach_up_value(["render", "--up", "-y", "-o", "x"])
+    ['render', '--up=-y', '-o', 'x']
+    """
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] == "--up" and out[i + 1].startswith("-"):
+            out[i:i + 2] = [f"--up={out[i + 1]}"]
+            break
+    return out
 
 
 def _label_column(lines_per_row: list[list[str]], row_height: int) -> np.ndarray:

@@ -317,17 +317,6 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through the writers' cleanup (files.atomic_path)
 
 
-def _attach_up_value(argv: list[str]) -> list[str]:
-    """``--up -y`` as ``--up=-y``: argparse takes a value that starts with ``-`` (``-y``,
-    ``-0.5,1,0``) for an option and reports ``expected one argument``."""
-    out = list(argv)
-    for i in range(len(out) - 1):
-        if out[i] == "--up" and out[i + 1].startswith("-"):
-            out[i:i + 2] = [f"--up={out[i + 1]}"]
-            break
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["conformance", "run"]:
@@ -335,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return conformance.main(argv[2:])
     parser = build_parser()
-    args = parser.parse_args(_attach_up_value(argv))
+    from ..render.images import attach_up_value   # lazily: numpy and PIL only when run
+    args = parser.parse_args(attach_up_value(argv))
     if args.command == "decode":
         _check_decode_args(args.subparser, args)
     previous = signal.getsignal(signal.SIGTERM)

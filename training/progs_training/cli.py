@@ -30,6 +30,7 @@ from pathlib import Path
 
 from progs_codec import ProgsError
 from progs_codec.build import CoordinateConvention
+from progs_codec.render import attach_up_value
 
 from .data import TEACHER_SUFFIXES, load_nerf, load_scene, load_teacher, nerf_convention
 from .distill import DistillConfig, ModelSizes, distill
@@ -251,20 +252,9 @@ def _route(args) -> str:
     return "distill" if Path(args.data).suffix.lower() in TEACHER_SUFFIXES else "images"
 
 
-def _attach_up_value(argv: list[str]) -> list[str]:
-    """``--up -y`` as ``--up=-y``: argparse takes a value that starts with ``-`` (``-y``,
-    ``-0.5,1,0``) for an option and reports ``expected one argument``."""
-    out = list(argv)
-    for i in range(len(out) - 1):
-        if out[i] == "--up" and out[i + 1].startswith("-"):
-            out[i:i + 2] = [f"--up={out[i + 1]}"]
-            break
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_attach_up_value(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(attach_up_value(sys.argv[1:] if argv is None else argv))
     if not Path(args.data).exists():
         parser.error(f"--data {args.data}: no such file or folder")
     out_dir = Path(args.out).resolve().parent
