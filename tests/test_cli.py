@@ -170,7 +170,9 @@ def test_render_up_and_elevation(small_stream, tmp_path, capsys):
 
 # The real command with the PLY writer stalled halfway (it has written a first piece).
 _STALLED_WRITE = """
-import sys, time, plyfile
+import signal, sys, time, plyfile
+# as in a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def stalled(self, stream):
     with open(stream, "wb") as f:
         f.write(b"ply\\nformat binary_little_endian 1.0\\n")
