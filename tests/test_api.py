@@ -63,3 +63,6 @@ def test_license_and_notice():
     assert 'license = { text = "Apache-2.0" }' in (root / "pyproject.toml").read_text()
     notice = (root / "NOTICE").read_text()
     assert "Marcel Padilla" in notice and "CC-BY-4.0" in notice
+    # shipped streams derived from donut (MIT) carry its copyright and licence text
+    donut_license = (root / "benchmarks" / "streams" / "donut" / "LICENSE").read_text()
+    assert "GSHairLoD" in notice and "Permission is hereby granted" in donut_license
