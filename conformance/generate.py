@@ -879,13 +879,19 @@ def _extra_child(masks: np.ndarray) -> np.ndarray:
     return masks
 
 
-def _grow_num_words(section: bytes) -> bytes:
-    """num_words one larger than the words present (4.6: a limit error)."""
+def _num_words_offset(section: bytes) -> int:
+    """Where num_words sits in an occupancy section: after the presence bits and varints."""
     pos = 32
     for _ in range(int(np.unpackbits(np.frombuffer(section[:32], np.uint8)).sum())):
         while section[pos] & 0x80:
             pos += 1
         pos += 1
+    return pos
+
+
+def _grow_num_words(section: bytes) -> bytes:
+    """num_words one larger than the words present (4.6: a limit error)."""
+    pos = _num_words_offset(section)
     return patch(section, pos, "<I", struct.unpack_from("<I", section, pos)[0] + 1)
 
 
@@ -1467,6 +1473,15 @@ INVALID = [
     Invalid("occupancy-trailing-bytes", "Level 2 in the occupancy layout: 4 bytes after the "
             "words of the structure section (bytes after the fields are format).",
             ("4.6", "8.4"), "format", _occupancy(2, change_section=lambda s: s + bytes(4))),
+    Invalid("occupancy-section-short", "Level 2 in the occupancy layout: a structure section "
+            "of 31 bytes, shorter than its presence bits (8.4 O1).", ("4.6", "8.4"), "format",
+            _occupancy(2, change_section=lambda s: s[:31])),
+    Invalid("occupancy-count-past-section", "Level 2 in the occupancy layout: the section ends "
+            "inside the first mask count's varint (8.4 O2).", ("4.6", "8.4"), "format",
+            _occupancy(2, change_section=lambda s: s[:32] + b"\x80")),
+    Invalid("occupancy-num-words-cut", "Level 2 in the occupancy layout: the section ends two "
+            "bytes into num_words (8.4 O3).", ("4.6", "8.4"), "format",
+            _occupancy(2, change_section=lambda s: s[:_num_words_offset(s) + 2])),
     Invalid("head-reserved-nonzero-minor-2", "reserved 1 in a stream of minor version 2: a "
             "later minor version's extension.", ("2.4", "3.1"), "unsupported",
             _minor(2, _frame_fields(("<H", 26, 1)))),

@@ -116,8 +116,9 @@ export function maskTable(counts) {
  */
 export function parseOccupancySection(section, where) {
   const len = section.length;
-  const over = (what) => new LimitError(`occupancy section: ${what}`, where);
-  if (len < 32) throw over('shorter than the presence bits');
+  // 8.4: a section cut short is `format` (O1-O3); only words past it are `limit` (O4)
+  const cut = (what) => new FormatError(`occupancy section: ${what}`, where);
+  if (len < 32) throw cut('shorter than the presence bits');
   const counts = new Array(256).fill(0);
   let pos = 32;
   let H = 0;
@@ -128,7 +129,7 @@ export function parseOccupancySection(section, where) {
       // ran past the section, or a sixth byte would be needed
       let i = 0;
       while (i < 5 && pos + i < len && section[pos + i] & 0x80) i++;
-      if (pos + i >= len) throw over(`count[${v}] runs past the section`);
+      if (pos + i >= len) throw cut(`count[${v}] runs past the section`);
       throw new FormatError(`count[${v}] is longer than 5 bytes`, where);
     }
     const [value, used] = r;
@@ -137,10 +138,10 @@ export function parseOccupancySection(section, where) {
     H += value;
     pos += used;
   }
-  if (len - pos < 4) throw over('num_words runs past the section');
+  if (len - pos < 4) throw cut('num_words runs past the section');
   const M = (section[pos] | (section[pos + 1] << 8) | (section[pos + 2] << 16) | (section[pos + 3] << 24)) >>> 0;
   pos += 4;
-  if (4 * M > len - pos) throw over(`num_words ${M} runs past the ${len - pos} bytes left`);
+  if (4 * M > len - pos) throw new LimitError(`occupancy section: num_words ${M} runs past the ${len - pos} bytes left`, where);
   if (4 * M !== len - pos) throw new FormatError(`${len - pos - 4 * M} bytes after the ${M} words of the occupancy section`, where);
   return { counts, H, words: readWords(section, pos, M) };
 }
