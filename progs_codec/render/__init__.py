@@ -13,7 +13,7 @@ generation step import it when called. Modules: ``gaussians`` (spec 9.1), ``came
 from .bake import bake, export_splats
 from .camera import (Camera, CameraError, framing_distance, load_nerf_cameras, look_at,
                      orbit_cameras, scene_sphere)
-from .gaussians import NeuralGaussians, generate_gaussians, generate_gaussians_torch
+from .gaussians import NeuralGaussians, generate_gaussians, generate_gaussians_torch, mlp_to_torch
 from .images import RenderError, RenderResult, attach_up_value, psnr, render, render_orbit, ssim
 from .rasterize_cpu import rasterize
 from .splats import (SH_C0, Splats, SplatsError, read_ply, read_splats, sh_basis, write_ply,
@@ -23,7 +23,7 @@ __all__ = [
     "render", "render_orbit", "psnr", "ssim", "RenderResult", "RenderError", "attach_up_value",
     "Camera", "CameraError", "look_at", "orbit_cameras", "scene_sphere", "framing_distance",
     "load_nerf_cameras",
-    "NeuralGaussians", "generate_gaussians", "generate_gaussians_torch",
+    "NeuralGaussians", "generate_gaussians", "generate_gaussians_torch", "mlp_to_torch",
     "rasterize",
     "bake", "export_splats",
     "Splats", "SplatsError", "read_splats", "write_splats", "read_ply", "write_ply",

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from progs_codec.build import PRESETS
 
-from .anchors import GrowthConfig
 from .model import ModelConfig
 from .train import PREVIOUS_LEARNING_RATES, TrainConfig
 

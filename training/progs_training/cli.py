@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, replace
@@ -36,24 +34,16 @@ from .data import TEACHER_SUFFIXES, load_nerf, load_scene, load_teacher, nerf_co
 from .distill import DistillConfig, ModelSizes, distill
 from .export import build, evaluate_stream, write_progs
 from .model import ModelConfig
-from .train import TrainConfig, pick_device, train
+from .machine import machine_description, pick_device
+from .train import TrainConfig, train
 
-__all__ = ["main", "machine_description", "run", "run_distill"]
+__all__ = ["main", "run", "run_distill"]
 
 _DISTILL = DistillConfig()
 _SIZES = ModelSizes()
 #: ``--up``: the world's up -> the stream's axis convention (spec 3.1, 9.2).
 _UP = {"-y": CoordinateConvention.OPENCV, "+y": CoordinateConvention.OPENGL,
        "+z": CoordinateConvention.ZUP}
-
-
-def machine_description(device) -> str:
-    """``"NVIDIA H100 80GB HBM3"`` or ``"CPU, 2 cores (x86_64)"``."""
-    import torch
-
-    if str(device).startswith("cuda"):
-        return torch.cuda.get_device_name(0)
-    return f"CPU, {os.cpu_count()} cores ({platform.machine()})"
 
 
 def _bar(show: bool, total: int, desc: str):

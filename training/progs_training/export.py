@@ -25,10 +25,11 @@ from .hashgrid_torch import to_hash_grid
 from .losses import psnr, ssim
 from .model import AnchorModel
 
-__all__ = ["build", "to_progs_model", "write_progs", "evaluate_stream", "LodQuality"]
+__all__ = ["build", "to_progs_model", "write_progs", "evaluate_stream", "LodQuality",
+           "mlp_from_torch", "gaussian_mlps_from_torch"]
 
 
-def _mlp(seq: torch.nn.Sequential) -> MLP:
+def mlp_from_torch(seq: torch.nn.Sequential) -> MLP:
     """The float32 weights of a ``Linear``-``ReLU``-``Linear`` stack (the door rounds them to
     float16, spec 3.4)."""
     linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
@@ -37,6 +38,15 @@ def _mlp(seq: torch.nn.Sequential) -> MLP:
         return t.detach().cpu().numpy().astype(np.float32)
     return MLP(weights=tuple(f32(m.weight) for m in linears),
                biases=tuple(f32(m.bias) for m in linears))
+
+
+def gaussian_mlps_from_torch(owner: torch.nn.Module, *, use_distance: bool) -> GaussianMLPs:
+    """Spec 3.4's three generation MLPs from a module's ``opacity_mlp``, ``color_mlp`` and
+    ``covariance_mlp`` (every trainer here: images route, distillation, fine-tune)."""
+    return GaussianMLPs(opacity=mlp_from_torch(owner.opacity_mlp),
+                        color=mlp_from_torch(owner.color_mlp),
+                        covariance=mlp_from_torch(owner.covariance_mlp),
+                        use_distance=use_distance)
 
 
 def build(model: AnchorModel, *, measure_rate: bool = True) -> BuildResult:
@@ -55,9 +65,7 @@ def build(model: AnchorModel, *, measure_rate: bool = True) -> BuildResult:
         rows = tree.level == k
         levels.append(LevelArrays(coords=tree.coords[rows], feature=feature[rows],
                                   scaling=scaling[rows], offsets=offsets[rows]))
-    mlps = GaussianMLPs(opacity=_mlp(model.opacity_mlp), color=_mlp(model.color_mlp),
-                        covariance=_mlp(model.covariance_mlp),
-                        use_distance=model.config.use_distance)
+    mlps = gaussian_mlps_from_torch(model, use_distance=model.config.use_distance)
     return build_model(frame=frame, levels=levels, hash_grid=to_hash_grid(model.grid),
                        context_layers=float_layers(model.context),
                        base_steps=model.config.base_steps, gaussian_mlps=mlps,

@@ -29,13 +29,15 @@ import numpy as np
 import torch
 
 from progs_codec import ProgsModel
-from progs_codec.build import (MLP, BuildResult, GaussianMLPs, LevelArrays, build_model,
+from progs_codec.build import (BuildResult, LevelArrays, build_model,
                                context_inputs)
-from progs_codec.render import NeuralGaussians, generate_gaussians_torch
+from progs_codec.render import NeuralGaussians, generate_gaussians_torch, mlp_to_torch
 
 from .context_torch import rate_bits, round_ste, step_size
 from .data import View
 from .errors import TrainingError
+from .export import gaussian_mlps_from_torch
+from .machine import pick_device
 from .losses import photometric_loss, psnr
 from .render_torch import rasterize
 
@@ -94,25 +96,6 @@ def float_context_layers(progs: ProgsModel) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
-def _sequential(mlp: MLP, device) -> torch.nn.Sequential:
-    modules: list[torch.nn.Module] = []
-    for i, (w, b) in enumerate(zip(mlp.weights, mlp.biases)):
-        if i:
-            modules.append(torch.nn.ReLU())
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(np.asarray(w, np.float32)))
-            linear.bias.copy_(torch.from_numpy(np.asarray(b, np.float32)))
-        modules.append(linear)
-    return torch.nn.Sequential(*modules).to(device)
-
-
-def _to_mlp(seq: torch.nn.Sequential) -> MLP:
-    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
-    return MLP(weights=tuple(m.weight.detach().cpu().numpy().astype(np.float32) for m in linears),
-               biases=tuple(m.bias.detach().cpu().numpy().astype(np.float32) for m in linears))
-
-
 class FinetuneModel(torch.nn.Module):
     """A :class:`ProgsModel`'s anchors (levels concatenated, canonical order) and generation
     MLPs as trainable tensors, with the context model's fixed predictions of every value."""
@@ -127,23 +110,19 @@ class FinetuneModel(torch.nn.Module):
                                 f"{progs.lod} of {progs.frame.num_levels}")
         dev = torch.device(device)
         self.progs, self.device = progs, dev
-        frame = progs.frame
-        cat = lambda name: torch.tensor(np.concatenate(  # noqa: E731
-            [getattr(lv, name) for lv in progs.levels]), dtype=torch.float32, device=dev)
-        self.feature = torch.nn.Parameter(cat("feature"))
-        self.scaling = torch.nn.Parameter(cat("scaling"))
-        self.offsets = torch.nn.Parameter(cat("offsets"))
-        centres = [np.asarray(frame.origin) + (lv.coords + 0.5) * frame.voxel_size(k)
-                   for k, lv in enumerate(progs.levels, start=1)]
-        self.register_buffer("positions", torch.tensor(np.concatenate(centres),
-                                                       dtype=torch.float32, device=dev))
+        def values(group: str) -> torch.Tensor:
+            return torch.tensor(progs.attributes(group), dtype=torch.float32, device=dev)
+        self.feature = torch.nn.Parameter(values("feature"))
+        self.scaling = torch.nn.Parameter(values("scaling"))
+        self.offsets = torch.nn.Parameter(values("offsets"))
+        self.register_buffer("positions", torch.tensor(progs.positions(), device=dev))
         mlps = progs.gaussian_mlps
-        self.opacity_mlp = _sequential(mlps.opacity, dev)
-        self.color_mlp = _sequential(mlps.color, dev)
-        self.covariance_mlp = _sequential(mlps.covariance, dev)
+        self.opacity_mlp = mlp_to_torch(mlps.opacity, device=dev)
+        self.color_mlp = mlp_to_torch(mlps.color, device=dev)
+        self.covariance_mlp = mlp_to_torch(mlps.covariance, device=dev)
         self.use_distance = mlps.use_distance
         self.drawn = [torch.tensor(progs.drawn(k), device=dev)
-                      for k in range(1, frame.num_levels + 1)]
+                      for k in range(1, progs.frame.num_levels + 1)]
         self._predict(progs, dev)
 
     def _predict(self, progs: ProgsModel, dev) -> None:
@@ -205,19 +184,11 @@ class FinetuneModel(torch.nn.Module):
                                       scaling=rows[:, f:f + s],
                                       offsets=rows[:, f + s:].reshape(-1, dims.num_offsets, 3)))
         entropy = progs.entropy_model
-        mlps = GaussianMLPs(opacity=_to_mlp(self.opacity_mlp), color=_to_mlp(self.color_mlp),
-                            covariance=_to_mlp(self.covariance_mlp),
-                            use_distance=self.use_distance)
+        mlps = gaussian_mlps_from_torch(self, use_distance=self.use_distance)
         return build_model(frame=progs.frame, levels=levels, hash_grid=entropy.hash_grid,
                            context_layers=float_context_layers(progs),
                            base_steps=tuple(float(b) * _FIXED_POINT for b in entropy.base_steps),
                            gaussian_mlps=mlps, measure_rate=measure_rate, refine=progs.refine)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def finetune(progs: ProgsModel, views: list[View], config: FinetuneConfig = FinetuneConfig(),
@@ -233,7 +204,7 @@ def finetune(progs: ProgsModel, views: list[View], config: FinetuneConfig = Fine
     if not views:
         raise TrainingError("fine-tuning needs views")
     start = time.time()
-    dev = _device(config.device)
+    dev = pick_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = FinetuneModel(progs, dev)

@@ -10,13 +10,13 @@ anchor's and its parent's integer grid features (spec 5-7).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from progs_codec import AttributeDims
-from progs_codec.build import PRESETS, HashGridConfig, frame_for_points, octree_from_points
+from progs_codec.build import HashGridConfig, frame_for_points, octree_from_points
 from progs_codec.render import NeuralGaussians, generate_gaussians_torch
 
 from .errors import TrainingError

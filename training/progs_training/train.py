@@ -42,11 +42,12 @@ from .data import SceneData
 from .errors import TrainingError
 from .hashgrid_torch import hash_rate_bits
 from .losses import info_nce_loss, photometric_loss, psnr, volume_loss
+from .machine import pick_device
 from .model import AnchorModel, ModelConfig, check_base_depth, default_base_depth
 from .octree_ops import check_strict, initial_tree
 from .render_torch import rasterize
 
-__all__ = ["TrainConfig", "TrainResult", "Phase", "schedule", "train", "pick_device",
+__all__ = ["TrainConfig", "TrainResult", "Phase", "schedule", "train",
            "HAC_LEARNING_RATES", "PREVIOUS_LEARNING_RATES"]
 
 
@@ -126,12 +127,6 @@ class TrainResult:
     frame: SceneFrame
     log: list[dict]
     seconds: float
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class _Stats:

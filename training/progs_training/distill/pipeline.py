@@ -11,8 +11,6 @@ coarser ones), encode and write atomically, and measure every LoD with the proje
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,12 +20,14 @@ import numpy as np
 import torch
 
 from progs_codec import Refinement, decode, encode
-from progs_codec.build import (MLP, CoordinateConvention, GaussianMLPs, LevelArrays, build_model,
+from progs_codec.build import (BuildResult, CoordinateConvention, LevelArrays, build_model,
                                write_atomic)
 from progs_codec.render import sh_basis
 
 from ..context_torch import float_layers
+from ..export import gaussian_mlps_from_torch
 from ..hashgrid_torch import to_hash_grid
+from ..machine import machine_description, pick_device
 from .fit import FitSchedule, fit
 from .loss import SlotTargetsTorch
 from .model import DistillModel, ModelSizes
@@ -80,13 +80,7 @@ def _torch_sh_basis(degree: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return basis
 
 
-def _mlp(seq: torch.nn.Sequential) -> MLP:
-    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
-    return MLP(weights=tuple(m.weight.detach().cpu().numpy().copy() for m in linears),
-               biases=tuple(m.bias.detach().cpu().numpy().copy() for m in linears))
-
-
-def export_model(model: DistillModel, frame, levels) -> tuple:
+def export_model(model: DistillModel, frame, levels) -> BuildResult:
     """The fitted model through :func:`~progs_codec.build.build_model`: ``(BuildResult)``."""
     sizes = model.sizes
     f, k = sizes.feature, sizes.offsets
@@ -99,8 +93,7 @@ def export_model(model: DistillModel, frame, levels) -> tuple:
         arrays.append(LevelArrays(coords=target.coords, feature=values[rows, :f],
                                   scaling=values[rows, f:f + 6],
                                   offsets=values[rows, f + 6:].reshape(-1, k, 3)))
-    mlps = GaussianMLPs(opacity=_mlp(model.opacity_mlp), color=_mlp(model.color_mlp),
-                        covariance=_mlp(model.covariance_mlp), use_distance=False)
+    mlps = gaussian_mlps_from_torch(model, use_distance=False)
     return build_model(frame=frame, levels=arrays, hash_grid=to_hash_grid(model.grid),
                        context_layers=float_layers(model.context),
                        base_steps=tuple(sizes.base_steps), gaussian_mlps=mlps,
@@ -140,7 +133,7 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
     weights = config.level_weights or _default_level_weights(config.levels)
     model = DistillModel(levels, sizes, view_dependent=teacher.sh_degree > 0, seed=config.seed)
     targets = SlotTargetsTorch(levels, weights)
-    device = _device(config.device)
+    device = pick_device(config.device)
     if device.type != "cpu":
         model.to_device(device)
         targets.to(device)
@@ -166,9 +159,9 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
     report = {
         "teacher": str(teacher_path), "teacher_gaussians": len(teacher),
         "teacher_sh_degree": teacher.sh_degree,
-        "machine": f"CPU, {os.cpu_count()} cores ({platform.machine()}, {platform.processor() or 'unknown'})",
+        "machine": machine_description(device),
         "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "device": str(device),
         "config": {**asdict(replace(config, sizes=None)), "finest_depth": finest_depth},
         "sizes": asdict(sizes),
         "frame": {"base_depth": frame.base_depth, "num_levels": frame.num_levels,
@@ -182,12 +175,6 @@ def distill(teacher_path: str | Path, config: DistillConfig = DistillConfig(), *
         "fit_log": result.log,
     }
     return DistillResult(stream=stream, report=report)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _default_level_weights(levels: int) -> tuple[float, ...]:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from .model import ModelSizes
+from .targets import choose_frame, voxel_coords
 from .teacher import Teacher
 
 __all__ = ["choose_sizes", "anchor_budget", "finest_depth_for", "voxel_counts"]
@@ -22,14 +23,10 @@ _GAUSSIANS_PER_ANCHOR = 12.0
 
 
 def voxel_counts(teacher: Teacher, depths) -> dict[int, int]:
-    """Occupied voxels of the teacher's centres at each depth of the cube frame."""
-    low, high = teacher.means.min(axis=0), teacher.means.max(axis=0)
-    extent = float((high - low).max()) * 1.002 or 1.0
-    origin = (low + high) / 2 - extent / 2
+    """Occupied voxels of the teacher's centres at each depth of the frame the targets use."""
     out = {}
     for depth in depths:
-        coords = np.floor((teacher.means - origin) / (extent / 2 ** depth)).astype(np.int64)
-        coords = np.clip(coords, 0, (1 << depth) - 1)
+        coords = voxel_coords(teacher, choose_frame(teacher, finest_depth=depth, num_levels=1), 1)
         out[depth] = len(np.unique((coords[:, 0] << 42) | (coords[:, 1] << 21) | coords[:, 2]))
     return out
 

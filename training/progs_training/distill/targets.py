@@ -155,15 +155,29 @@ def _face_area(scales: np.ndarray) -> np.ndarray:
     return s[:, 1] * s[:, 2]
 
 
+def _rank_in_group(group: np.ndarray, importance: np.ndarray, num_groups: int) -> np.ndarray:
+    """Each element's rank by decreasing importance among the elements of its group."""
+    order = np.lexsort((-importance, group))
+    starts = np.searchsorted(group[order], np.arange(num_groups))
+    rank = np.empty(len(group), np.int64)
+    rank[order] = np.arange(len(group)) - starts[group[order]]
+    return rank
+
+
+def voxel_coords(teacher: Teacher, frame: SceneFrame, level: int) -> np.ndarray:
+    """``[N, 3]`` voxel of each teacher centre at ``level`` of ``frame`` (clipped into it)."""
+    depth = frame.depth(level)
+    coords = np.floor((teacher.means - np.asarray(frame.origin, np.float64))
+                      / frame.voxel_size(level)).astype(np.int64)
+    return np.clip(coords, 0, (1 << depth) - 1)
+
+
 def _group_in_voxels(means: np.ndarray, importance: np.ndarray, voxel_id: np.ndarray,
                      num_voxels: int, k: int) -> np.ndarray:
     """Cluster id per Gaussian: k-means inside each voxel, at most ``k`` clusters, seeded
     with the voxel's ``k`` most important Gaussians. Ids are dense, grouped by voxel."""
     n = len(means)
-    order = np.lexsort((-importance, voxel_id))
-    starts = np.searchsorted(voxel_id[order], np.arange(num_voxels))
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n) - starts[voxel_id[order]]
+    rank = _rank_in_group(voxel_id, importance, num_voxels)
     seed = rank < k
     slot_of = np.full((num_voxels, k), -1)
     slot_of[voxel_id[seed], rank[seed]] = voxel_id[seed] * k + rank[seed]
@@ -188,13 +202,13 @@ def _group_in_voxels(means: np.ndarray, importance: np.ndarray, voxel_id: np.nda
     return np.unique(group, return_inverse=True)[1]
 
 
-def _merge(group: np.ndarray, teacher: Teacher, rows: np.ndarray):
-    """Moment-matched Gaussian of every group: mean, cov, scales, quats, opacity, sh, count."""
+def _merge(group: np.ndarray, teacher: Teacher):
+    """Moment-matched Gaussian of every group (one id per teacher Gaussian): mean, cov,
+    scales, quats, opacity, sh, count."""
     g = int(group.max()) + 1
-    means, scales = teacher.means[rows], teacher.scales[rows]
-    rot = quat_to_rotmat(teacher.quats[rows])
+    means, scales, opac = teacher.means, teacher.scales, teacher.opacities
+    rot = quat_to_rotmat(teacher.quats)
     covs = np.einsum("nij,nj,nkj->nik", rot, scales ** 2, rot)
-    opac = teacher.opacities[rows]
     w = _importance(opac, scales) + 1e-30
     total = np.bincount(group, w, g)
 
@@ -218,31 +232,24 @@ def _merge(group: np.ndarray, teacher: Teacher, rows: np.ndarray):
     first[group[::-1]] = np.arange(len(group))[::-1]
     opacity[single] = opac[first[single]]           # a lone Gaussian stays exactly itself
     merged_scales[single] = scales[first[single]]
-    quats[single] = teacher.quats[rows][first[single]]
+    quats[single] = teacher.quats[first[single]]
     cov[single] = covs[first[single]]
-    return mean, cov, merged_scales, quats, opacity, average(teacher.sh[rows]), count
+    return mean, cov, merged_scales, quats, opacity, average(teacher.sh), count
 
 
 def level_targets(teacher: Teacher, frame: SceneFrame, level: int, k: int) -> LevelTargets:
     """The slot targets of ``level`` (1-based) with ``k`` slots per anchor."""
-    depth = frame.depth(level)
     voxel = frame.voxel_size(level)
     origin = np.asarray(frame.origin, np.float64)
-    coords = np.floor((teacher.means - origin) / voxel).astype(np.int64)
-    coords = np.clip(coords, 0, (1 << depth) - 1)
-    anchors, voxel_id = np.unique(coords, axis=0, return_inverse=True)
+    anchors, voxel_id = np.unique(voxel_coords(teacher, frame, level), axis=0,
+                                  return_inverse=True)
     voxel_id = voxel_id.reshape(-1)
-    rows = np.arange(len(teacher))
     group = _group_in_voxels(teacher.means, _importance(teacher.opacities, teacher.scales),
                              voxel_id, len(anchors), k)
-    mean, cov, scales, quats, opacity, sh, count = _merge(group, teacher, rows)
+    mean, cov, scales, quats, opacity, sh, count = _merge(group, teacher)
     anchor_of = np.zeros(len(mean), np.int64)
     anchor_of[group] = voxel_id
-    importance = _importance(opacity, scales)
-    order = np.lexsort((-importance, anchor_of))
-    starts = np.searchsorted(anchor_of[order], np.arange(len(anchors)))
-    slot = np.empty(len(mean), np.int64)
-    slot[order] = np.arange(len(mean)) - starts[anchor_of[order]]
+    slot = _rank_in_group(anchor_of, _importance(opacity, scales), len(anchors))
     scales, quats = canonical_rotation(scales, quats)
     n = len(anchors)
 
@@ -254,7 +261,7 @@ def level_targets(teacher: Teacher, frame: SceneFrame, level: int, k: int) -> Le
     mask = np.zeros((n, k), bool)
     mask[anchor_of, slot] = True
     return LevelTargets(
-        level=level, depth=depth, coords=anchors, voxel_size=voxel,
+        level=level, depth=frame.depth(level), coords=anchors, voxel_size=voxel,
         centres=origin + (anchors + 0.5) * voxel, mask=mask, means=place(mean, 0.0),
         scales=place(scales, 1.0), quats=place(quats, 0.0) + np.array([1.0, 0, 0, 0]) * ~mask[..., None],
         covs=place(cov, 0.0), opacities=place(opacity, 0.0), sh=place(sh, 0.0),
