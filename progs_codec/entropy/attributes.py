@@ -273,9 +273,12 @@ def _decode_groups(model: EntropyModel, dims: AttributeDims, payloads: dict[str,
     """
     try:
         return _decode_groups_fast(model, dims, payloads, count, predict_block, level)
-    except FormatError as fast_error:
-        _raise_first_fault(model, dims, payloads, count, predict_block, level)
-        raise fast_error      # unreachable: both paths make the same checks
+    except FormatError as e:
+        # a copy without the traceback, whose frames would keep the fast path's output
+        # arrays alive while the re-check allocates its own (spec 8.5's memory bound)
+        fast_error = type(e)(e.message, chunk=e.chunk, field=e.field)
+    _raise_first_fault(model, dims, payloads, count, predict_block, level)
+    raise fast_error          # unreachable: both paths make the same checks
 
 
 def _raise_first_fault(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
@@ -306,7 +309,7 @@ def _check_group_in_order(payload: bytes, steps: np.ndarray, count: int, cols: s
                          f"{(len(payload) - _WORD_COUNT.size) // 4}")
     coder = open_decoder(np.frombuffer(payload, "<u4", num_words, _WORD_COUNT.size))   # E3
     width = cols.stop - cols.start
-    index = np.empty((count, width), np.int64)
+    index = np.empty((count, width), np.int16)     # symbol indices < 2 * 1536 + 2 (spec 7.3)
     for rows in _blocks(count):
         scale = predict_block(rows).scale_index[:, cols]
         index[rows] = pop_by_table(coder, scale.ravel(), models).reshape(scale.shape)
@@ -315,7 +318,7 @@ def _check_group_in_order(payload: bytes, steps: np.ndarray, count: int, cols: s
     for rows in _blocks(count):                                                  # E5
         prediction = predict_block(rows)
         half = half_widths[prediction.scale_index[:, cols]].ravel()
-        k = index[rows].ravel() - half
+        k = index[rows].ravel().astype(np.int64) - half
         step = steps[prediction.step_index[:, cols]].ravel()
         mean = prediction.mean[:, cols].ravel().astype(np.int64)
         escaped = k > half
