@@ -1,7 +1,7 @@
 // Spec chapter 7: steps and dequantization (7.1, 7.2), tables (7.3), symbol order and
 // escapes (7.5), group payloads (7.6); and raw groups (4.5).
 
-import { BitReader, readFloat32s, readWords } from './bytes.js';
+import { BitReader, readWords } from './bytes.js';
 import { FormatError, LimitError } from './errors.js';
 import { CodingTable, RansDecoder } from './rans.js';
 import { FREQUENCIES, HALF_WIDTHS, STEP_MULTIPLIERS } from './tables.js';
@@ -37,12 +37,11 @@ export function decodeRawGroup(payload, N, Cg, where) {
   if (payload.length !== 4 * N * Cg) {
     throw new FormatError(`raw group is ${payload.length} bytes, not 4 * ${N} * ${Cg}`, where);
   }
-  const values = readFloat32s(payload, 0, N * Cg);
-  const bits = new Uint32Array(values.buffer);
+  const bits = readWords(payload, 0, N * Cg);     // binary32 bit patterns, little-endian
   for (let i = 0; i < bits.length; i++) {
     if ((bits[i] & 0x7f800000) === 0x7f800000) throw new FormatError(`raw value ${i} is not finite`, where);
   }
-  return values;
+  return new Float32Array(bits.buffer);
 }
 
 /**

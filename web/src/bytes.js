@@ -65,18 +65,6 @@ export function readWords(bytes, offset, n) {
   return out;
 }
 
-/** A copy of little-endian f32 data as a Float32Array. */
-export function readFloat32s(bytes, offset, n) {
-  const out = new Float32Array(n);
-  if (LITTLE_ENDIAN) {
-    new Uint8Array(out.buffer).set(bytes.subarray(offset, offset + 4 * n));
-  } else {
-    const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, 4 * n);
-    for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-  }
-  return out;
-}
-
 /** Packed bits, most significant bit first (spec 1.2). */
 export class BitReader {
   /** @param {Uint8Array} bytes a view of the packed section */

@@ -8,8 +8,8 @@
 // this is the same computation, in binary64 with binary32 inputs and outputs (chapter 9 lets
 // renderers differ in rounding). No dependency, no DOM: runs in a Worker, a page or Node.
 
-export const REFINE_ADD = 0;
-export const REFINE_REPLACE = 1;
+import { REFINE_REPLACE } from './header.js';
+
 const NORM_EPS = 1e-12;
 
 /**
