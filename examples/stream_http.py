@@ -172,9 +172,9 @@ def run(stream_path: Path, *, mbit: float, rtt_ms: float, size: int, out: Path,
         folder = Path(tmp)
         stream = stream_path.read_bytes()
         (folder / "scene.progs").write_bytes(stream)
-        model = progs_codec.decode(stream)
         spz_files = {}
         if "spz" in modes:  # made before the clock starts: the server's files
+            model = progs_codec.decode(stream)
             export_splats(model, folder / "baked.spz")
             read_splats(folder / "baked.spz")  # the reader loaded, as a viewer's would be
             spz_files["baked.spz"] = f"the decoded LoD {model.lod}, baked (SH 3)"

@@ -1,10 +1,11 @@
 """The paper-faithfulness ablation of ``training/README.md``: one small CPU run per row.
 
 Rows are cumulative: each adds one change of issue 12 to the row above it, starting from the
-trainer as it was (``previous``) and ending at today's defaults (``hac_schedule``)::
+trainer as it was (``previous``) and ending at today's defaults (``free_escapes``)::
 
     python -m progs_training.ablation --data ../shared/data/teacher_views/plant \\
-        --init-points ../shared/data/scenes/plant/plant.splat --out training/results/ablation
+        --init-points ../shared/data/scenes/plant/plant.splat --out training/results/ablation \\
+        --size 48 --iters 300 --test-views 10
 
 Each row trains ``--iters`` steps at ``--size`` pixels, writes its stream and report (the
 CLI's JSON) to ``OUT/<row>.json``, and the table of every finished row to ``OUT/table.md``.

@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProgsError as exc:
         print(f"progs-train: error: {exc}", file=sys.stderr)
         return 2
+    print(f"decoded stream, cumulative bytes per LoD, measured on {report['eval_views']}:")
     for q in report["lods"]:
         print(f"LoD {q['lod']}: {q['anchors']} LoD anchors, {q['stream_bytes']} bytes, "
               f"PSNR {q['psnr']:.2f} dB, SSIM {q['ssim']:.4f}")

@@ -380,6 +380,13 @@ def stage_distill(run: Run) -> dict:
             "stream": out.name, "lods": r["lods"]}
 
 
+def _distilled_lods(run: Run) -> list[dict] | None:
+    """The distill stage's measurement of the stream the fine-tune starts from (same views,
+    same backend), so that it is not decoded and rendered twice."""
+    entry = run.results["stages"].get("distill") or {}
+    return entry.get("lods") if entry.get("status") == "ok" else None
+
+
 def stage_finetune(run: Run) -> dict:
     from dataclasses import asdict as _asdict
 
@@ -413,7 +420,8 @@ def stage_finetune(run: Run) -> dict:
             "finetune_seconds": round(result.seconds, 1), "stream": out.name,
             "stream_bytes": len(tuned), "bytes_before": len(stream),
             "rate_gap": result.built.rate_gap.to_dict() if result.built.rate_gap else None,
-            "before": [_asdict(q) for q in evaluate_stream(stream, views, backend=backend)],
+            "before": _distilled_lods(run) or [_asdict(q) for q in
+                                               evaluate_stream(stream, views, backend=backend)],
             "lods": [_asdict(q) for q in evaluate_stream(tuned, views, backend=backend)]}
 
 
