@@ -137,7 +137,6 @@ class Decoder:
             raise ValueError(f"max_lod must be a positive integer or None, got {max_lod!r}")
         self.max_lod = max_lod
         self.strict = strict
-        self.max_anchors = max_anchors
         self._walker = ChunkWalker(max_lod=max_lod, max_anchors=max_anchors,
                                    max_values=max_values)
         self._levels: list[Level] = []

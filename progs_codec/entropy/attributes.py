@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import constriction
@@ -281,6 +282,15 @@ def _decode_groups(model: EntropyModel, dims: AttributeDims, payloads: dict[str,
     raise fast_error          # unreachable: both paths make the same checks
 
 
+@contextmanager
+def _located(level: int, group: str):
+    """Errors of one group's decoding, named by their chunk and group (spec 8.4)."""
+    try:
+        yield
+    except FormatError as e:
+        raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
+
+
 def _raise_first_fault(model: EntropyModel, dims: AttributeDims, payloads: dict[str, bytes],
                        count: int, predict_block, level: int) -> None:
     """Spec 7.6 for each group in turn, checks in the order of spec 8.4 (rows E1-E6): raise
@@ -290,11 +300,9 @@ def _raise_first_fault(model: EntropyModel, dims: AttributeDims, payloads: dict[
     half_widths = load_tables().half_widths.astype(np.int64)
     models = scale_models()
     for g, (group, cols) in enumerate(_group_slices(dims).items()):
-        try:
+        with _located(level, group):
             _check_group_in_order(payloads[group], group_steps(model.base_steps[g]), count,
                                   cols, predict_block, half_widths, models)
-        except FormatError as e:
-            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
 
 
 def _check_group_in_order(payload: bytes, steps: np.ndarray, count: int, cols: slice,
@@ -345,24 +353,18 @@ def _decode_groups_fast(model: EntropyModel, dims: AttributeDims, payloads: dict
     slices = _group_slices(dims)
     decoders, out = {}, {}
     for g, (group, cols) in enumerate(slices.items()):
-        try:
+        with _located(level, group):
             decoders[group] = _GroupDecoder(payloads[group], group_steps(model.base_steps[g]))
-        except FormatError as e:
-            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
         out[group] = np.empty((count, cols.stop - cols.start), np.float32)
     for rows in _blocks(count):
         prediction = predict_block(rows)
         for group, cols in slices.items():
-            try:
+            with _located(level, group):
                 decoders[group].block(prediction.mean[:, cols], prediction.scale_index[:, cols],
                                       prediction.step_index[:, cols], out[group][rows])
-            except FormatError as e:
-                raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
     for group, decoder in decoders.items():
-        try:
+        with _located(level, group):
             decoder.finish()
-        except FormatError as e:
-            raise type(e)(e.message, chunk=f"LEVL {level}", field=group) from e
     return out["feature"], out["scaling"], out["offsets"].reshape(count, dims.num_offsets, 3)
 
 
