@@ -59,7 +59,7 @@ def test_distill_up_chooses_the_convention(small_teacher, tmp_path, monkeypatch,
 
     def fake_run_distill(data, out, config, **kwargs):
         seen.append(config.convention)
-        return {"lods": [], "stream_bytes": 0}
+        return {"lods": [], "stream_bytes": 0, "eval_views": kwargs.get("eval_views")}
 
     monkeypatch.setattr(cli, "run_distill", fake_run_distill)
     base = ["--data", str(small_teacher), "--out", str(tmp_path / "x.progs"), "--quiet"]
